@@ -1,0 +1,86 @@
+"""The single door to ClickHouse for tenant data (DESIGN §2).
+
+Every statement names its tenant through the ``{tenant_id:UInt32}`` placeholder, and
+this module — not the caller — binds it, from an explicit tenant or from the tenant of
+the current Postgres connection. Every user value is a bound parameter; a statement
+without the placeholder, or a call without a tenant, is refused before it is sent.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from clickhouse_connect.driver.query import QueryResult
+from django.db import connection
+from django_tenants.utils import get_public_schema_name
+
+from analytics.clickhouse.client import get_client
+
+TENANT_PLACEHOLDER = "{tenant_id:UInt32}"
+# A literal tenant id in a statement bypasses the binding; refuse it outright.
+_LITERAL_TENANT = re.compile(r"\btenant_id\s*(=|!=|<>|\bIN\b)\s*\(?\s*\d", re.IGNORECASE)
+# Limits every tenant query runs with, so one dashboard cannot starve the others.
+QUERY_SETTINGS = {"max_execution_time": 60}
+
+
+class TenantScopeError(Exception):
+    """A ClickHouse statement that is not scoped to exactly one tenant."""
+
+
+def current_tenant_id() -> int:
+    """The tenant of the current Postgres connection (request, task, or ``tenant_context``)."""
+    tenant = getattr(connection, "tenant", None)
+    if tenant is None or connection.schema_name == get_public_schema_name() or getattr(tenant, "pk", None) is None:
+        raise TenantScopeError("No tenant is active: ClickHouse data can only be read inside a tenant.")
+    return int(tenant.pk)
+
+
+def _resolve_tenant(tenant_id: int | None) -> int:
+    resolved = current_tenant_id() if tenant_id is None else tenant_id
+    if isinstance(resolved, bool) or not isinstance(resolved, int) or resolved <= 0:
+        raise TenantScopeError(f"Invalid tenant id {resolved!r}.")
+    return resolved
+
+
+def _check_statement(sql: str, params: dict[str, Any] | None) -> None:
+    if TENANT_PLACEHOLDER not in sql:
+        raise TenantScopeError(f"Statement does not filter on {TENANT_PLACEHOLDER}: {sql[:200]}")
+    if _LITERAL_TENANT.search(sql):
+        raise TenantScopeError("Statement compares tenant_id with a literal; bind it with {tenant_id:UInt32}.")
+    if params and "tenant_id" in params:
+        raise TenantScopeError("'tenant_id' is bound by the query module, not passed as a parameter.")
+
+
+def tenant_query(
+    sql: str,
+    params: dict[str, Any] | None = None,
+    *,
+    tenant_id: int | None = None,
+    settings: dict[str, Any] | None = None,
+) -> QueryResult:
+    """Run a SELECT for one tenant. ``sql`` uses ``{name:Type}`` placeholders for every value."""
+    _check_statement(sql, params)
+    bound = {**(params or {}), "tenant_id": _resolve_tenant(tenant_id)}
+    return get_client().query(sql, parameters=bound, settings={**QUERY_SETTINGS, **(settings or {})})
+
+
+def tenant_insert(
+    table: str,
+    rows: Iterable[Sequence[Any]],
+    column_names: Sequence[str],
+    *,
+    tenant_id: int | None = None,
+    settings: dict[str, Any] | None = None,
+) -> int:
+    """Insert rows for one tenant; the module prepends ``tenant_id`` to every row. Returns the row count."""
+    if "tenant_id" in column_names:
+        raise TenantScopeError("'tenant_id' is set by the query module, not passed as a column.")
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", table):
+        raise ValueError(f"Invalid table name {table!r}.")
+    resolved = _resolve_tenant(tenant_id)
+    data = [(resolved, *row) for row in rows]
+    if data:
+        get_client().insert(table, data, column_names=["tenant_id", *column_names], settings=settings or {})
+    return len(data)

@@ -1,0 +1,81 @@
+"""Fixtures shared by every test: a migrated public schema, tenants on demand, clients per host."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from django.db import connection
+from django_tenants.test.client import TenantClient
+
+_slugs = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    from analytics.clickhouse.migrator import migrate
+    from tenants.services import public_tenant_ensure
+
+    with django_db_blocker.unblock():
+        public_tenant_ensure()
+        migrate(log=lambda message: None)
+
+
+@pytest.fixture(autouse=True)
+def _public_schema_after_test():
+    yield
+    connection.set_schema_to_public()
+
+
+@pytest.fixture
+def make_tenant(db):
+    """Onboard a tenant the way the product does; returns (tenant, owner invitation link)."""
+    from tenants.services import tenant_onboard
+
+    def make(slug: str | None = None, **kwargs):
+        slug = slug or f"shop-{next(_slugs)}"
+        kwargs.setdefault("name", slug.title())
+        kwargs.setdefault("owner_email", f"owner@{slug}.test")
+        result = tenant_onboard(slug=slug, **kwargs)
+        connection.set_schema_to_public()
+        return result.tenant
+
+    return make
+
+
+@pytest.fixture
+def tenant(make_tenant):
+    return make_tenant()
+
+
+@pytest.fixture
+def make_user():
+    """Create a user with a role inside a tenant's schema."""
+    from django_tenants.utils import tenant_context
+
+    from tenants.accounts.models import User
+
+    def make(tenant, role: str, email: str | None = None, password: str = "correct-horse-battery"):
+        email = email or f"{role}@{tenant.slug}.test"
+        with tenant_context(tenant):
+            user = User.objects.create_user(email=email, username=email, password=password, role=role)
+        return user
+
+    return make
+
+
+@pytest.fixture
+def tenant_client():
+    """A Django test client whose requests go to a tenant's host."""
+
+    def make(tenant) -> TenantClient:
+        return TenantClient(tenant)
+
+    return make
+
+
+@pytest.fixture
+def console_client(client):
+    """A Django test client on the agency console's host (public schema)."""
+    client.defaults["HTTP_HOST"] = "localhost"
+    return client
