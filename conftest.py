@@ -14,11 +14,17 @@ _slugs = itertools.count(1)
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker):
     from analytics.clickhouse.migrator import migrate
-    from tenants.services import public_tenant_ensure
 
     with django_db_blocker.unblock():
-        public_tenant_ensure()
         migrate(log=lambda message: None)
+
+
+@pytest.fixture
+def public_tenant(db):
+    """The console's tenant and domains. Per test: transactional tests flush the public tables."""
+    from tenants.services import public_tenant_ensure
+
+    return public_tenant_ensure()
 
 
 @pytest.fixture(autouse=True)
@@ -75,7 +81,7 @@ def tenant_client():
 
 
 @pytest.fixture
-def console_client(client):
+def console_client(client, public_tenant):
     """A Django test client on the agency console's host (public schema)."""
     client.defaults["HTTP_HOST"] = "localhost"
     return client

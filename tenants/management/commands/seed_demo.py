@@ -1,0 +1,51 @@
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django_tenants.utils import tenant_context
+
+from tenants.accounts.models import User
+from tenants.accounts.roles import Role
+from tenants.errors import ApplicationError
+from tenants.models import Tenant
+from tenants.services import tenant_domain_for, tenant_onboard
+
+DEMO_PASSWORD = "cx-demo-2026"
+DEMO_STAFF_EMAIL = "staff@agency.example"
+DEMO_SLUG = "demo"
+
+
+def _ensure_user(email: str, **fields) -> User:
+    user, created = User.objects.get_or_create(email=email, defaults={"username": email, **fields})
+    if created:
+        user.set_password(DEMO_PASSWORD)
+        user.save()
+    return user
+
+
+class Command(BaseCommand):
+    help = "Create the demo agency user and the demo tenant with a user per role. Idempotent."
+
+    def handle(self, *args, **options):
+        _ensure_user(DEMO_STAFF_EMAIL, is_staff=True, is_superuser=True, first_name="Agency")
+        tenant = Tenant.objects.filter(slug=DEMO_SLUG).first()
+        if tenant is None:
+            try:
+                tenant = tenant_onboard(
+                    slug=DEMO_SLUG,
+                    name="Demo Retail",
+                    owner_email=f"owner@{DEMO_SLUG}.example",
+                    primary_color="#0f766e",
+                ).tenant
+            except ApplicationError as exc:
+                raise CommandError(exc.message) from exc
+        with tenant_context(tenant):
+            for role in Role.values:
+                _ensure_user(f"{role}@{DEMO_SLUG}.example", role=role, first_name=role.title())
+
+        port = f":{settings.SITE_PORT}" if settings.SITE_PORT else ""
+        self.stdout.write(
+            self.style.SUCCESS("\nCX Platform demo is ready.\n")
+            + f"  Agency console : http://localhost{port}/   log in as {DEMO_STAFF_EMAIL} / {DEMO_PASSWORD}\n"
+            + f"  Demo workspace : http://{tenant_domain_for(DEMO_SLUG)}{port}/   log in as owner@{DEMO_SLUG}.example"
+            + f" / {DEMO_PASSWORD}\n"
+            + f"                   (also analyst@, marketer@ and viewer@{DEMO_SLUG}.example, same password)\n"
+        )
