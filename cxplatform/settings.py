@@ -16,6 +16,8 @@ VAR_DIR = Path(env("CX_VAR_DIR", default=str(BASE_DIR / "var")))
 
 DEBUG = env.bool("DEBUG", default=True)
 SECRET_KEY = env("SECRET_KEY", default="dev-only-insecure-secret-key-change-me" if DEBUG else environ.Env.NOTSET)
+# Fernet key for integration secrets at rest; derived from SECRET_KEY when unset (integrations.crypto).
+FIELD_ENCRYPTION_KEY = env("FIELD_ENCRYPTION_KEY", default="")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[".localhost", "localhost", "127.0.0.1", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -184,6 +186,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "cxplatform.api_errors.api_exception_handler",
     "DEFAULT_THROTTLE_RATES": {"api_token": env("API_THROTTLE_RATE", default="1000/min")},
 }
 SPECTACULAR_SETTINGS = {"TITLE": "CX Platform API", "VERSION": "1.0.0"}

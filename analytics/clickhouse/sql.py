@@ -35,3 +35,116 @@ CREATE TABLE IF NOT EXISTS tenant_settings (
 
 def DROP_TENANT_SETTINGS_TABLE_SQL() -> str:
     return "DROP TABLE IF EXISTS tenant_settings"
+
+
+# --- Facts (DESIGN §2, §8). Rows are keyed by their source identity and carry an ingest
+# ``version``: ReplacingMergeTree keeps one row per key, so re-importing the same order,
+# event or customer never counts twice. Readers that need exact totals before background
+# merges have run read with FINAL (or argMax(…, version)). Money is Decimal, never float.
+# No column may hold personal data (names, e-mails, phones): those live in Postgres.
+
+
+def SALES_LINES_TABLE_SQL() -> str:
+    # One row per receipt line; returns have is_return = 1 and negative qty, discount and amount.
+    return """
+CREATE TABLE IF NOT EXISTS sales_lines (
+    tenant_id UInt32,
+    order_id String,
+    line_no UInt32,
+    ts DateTime64(3, 'UTC') CODEC(Delta, ZSTD(1)),
+    customer_id String CODEC(ZSTD(1)),
+    store LowCardinality(String),
+    employee LowCardinality(String),
+    channel LowCardinality(String),
+    product_id String CODEC(ZSTD(1)),
+    product_name String CODEC(ZSTD(1)),
+    category LowCardinality(String),
+    brand LowCardinality(String),
+    qty Decimal(18, 3),
+    price Decimal(18, 2),
+    discount Decimal(18, 2),
+    amount Decimal(18, 2),
+    is_return UInt8,
+    promo_code LowCardinality(String),
+    source LowCardinality(String),
+    version UInt64
+) ENGINE = ReplacingMergeTree(version)
+PARTITION BY toYYYYMM(ts)
+ORDER BY (tenant_id, toDate(ts), order_id, line_no, is_return)
+"""
+
+
+def MESSAGE_EVENTS_TABLE_SQL() -> str:
+    return """
+CREATE TABLE IF NOT EXISTS message_events (
+    tenant_id UInt32,
+    event_id String,
+    ts DateTime64(3, 'UTC') CODEC(Delta, ZSTD(1)),
+    customer_id String CODEC(ZSTD(1)),
+    mailing_id LowCardinality(String),
+    campaign_id LowCardinality(String),
+    channel LowCardinality(String),
+    event_type LowCardinality(String),
+    source LowCardinality(String),
+    version UInt64
+) ENGINE = ReplacingMergeTree(version)
+PARTITION BY toYYYYMM(ts)
+ORDER BY (tenant_id, toDate(ts), event_type, event_id)
+"""
+
+
+def WEB_EVENTS_TABLE_SQL() -> str:
+    return """
+CREATE TABLE IF NOT EXISTS web_events (
+    tenant_id UInt32,
+    event_id String,
+    ts DateTime64(3, 'UTC') CODEC(Delta, ZSTD(1)),
+    customer_id String CODEC(ZSTD(1)),
+    session_id String CODEC(ZSTD(1)),
+    event_type LowCardinality(String),
+    platform LowCardinality(String),
+    category LowCardinality(String),
+    product_id String CODEC(ZSTD(1)),
+    source LowCardinality(String),
+    version UInt64
+) ENGINE = ReplacingMergeTree(version)
+PARTITION BY toYYYYMM(ts)
+ORDER BY (tenant_id, toDate(ts), event_type, event_id)
+"""
+
+
+def CUSTOMER_ATTRIBUTES_TABLE_SQL() -> str:
+    # Attributes without PII: gender, birth year, city and reachability, never contacts.
+    return """
+CREATE TABLE IF NOT EXISTS customer_attributes (
+    tenant_id UInt32,
+    customer_id String,
+    created_at DateTime64(3, 'UTC'),
+    gender LowCardinality(String),
+    birth_year UInt16,
+    city LowCardinality(String),
+    home_store LowCardinality(String),
+    loyalty_program LowCardinality(String),
+    email_reachable UInt8,
+    sms_reachable UInt8,
+    source LowCardinality(String),
+    version UInt64
+) ENGINE = ReplacingMergeTree(version)
+ORDER BY (tenant_id, customer_id)
+"""
+
+
+def SEGMENT_SNAPSHOTS_TABLE_SQL() -> str:
+    return """
+CREATE TABLE IF NOT EXISTS segment_snapshots (
+    tenant_id UInt32,
+    segment_id UInt64,
+    computed_at DateTime('UTC'),
+    customer_id String
+) ENGINE = MergeTree
+PARTITION BY toYYYYMM(computed_at)
+ORDER BY (tenant_id, segment_id, computed_at, customer_id)
+"""
+
+
+FACT_TABLES = ("sales_lines", "message_events", "web_events", "customer_attributes", "segment_snapshots")
