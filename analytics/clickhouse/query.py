@@ -84,3 +84,20 @@ def tenant_insert(
     if data:
         get_client().insert(table, data, column_names=["tenant_id", *column_names], settings=settings or {})
     return len(data)
+
+
+def tenant_command(
+    sql: str,
+    params: dict[str, Any] | None = None,
+    *,
+    tenant_id: int | None = None,
+    settings: dict[str, Any] | None = None,
+) -> None:
+    """Run a statement that returns no rows for one tenant: ``INSERT … SELECT``, a lightweight ``DELETE``.
+
+    The same rules as ``tenant_query``: the statement must use ``{tenant_id:UInt32}`` (for an
+    INSERT … SELECT, as the value of the tenant_id column and in any filter on existing rows).
+    """
+    _check_statement(sql, params)
+    bound = {**(params or {}), "tenant_id": _resolve_tenant(tenant_id)}
+    get_client().command(sql, parameters=bound, settings={**QUERY_SETTINGS, **(settings or {})})

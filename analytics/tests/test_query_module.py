@@ -81,3 +81,15 @@ def test_latest_settings_version_wins(tenant):
     tenant.save()
     tenant_settings_publish(tenant=tenant)
     assert tenant_query(SETTINGS_OF_TENANT, tenant_id=tenant.pk).result_rows == [("Europe/Kaliningrad", "RUB")]
+
+
+def test_command_deletes_only_the_bound_tenants_rows(make_tenant):
+    from analytics.clickhouse.query import tenant_command
+
+    a, b = make_tenant(), make_tenant()
+    delete = "DELETE FROM tenant_settings WHERE tenant_id = {tenant_id:UInt32} AND currency = {currency:String}"
+    tenant_command(delete, {"currency": "RUB"}, tenant_id=a.pk)
+    assert tenant_query(SETTINGS_OF_TENANT, tenant_id=a.pk).result_rows == []
+    assert tenant_query(SETTINGS_OF_TENANT, tenant_id=b.pk).result_rows == [("Europe/Moscow", "RUB")]
+    with pytest.raises(TenantScopeError):
+        tenant_command("DELETE FROM tenant_settings WHERE currency = 'RUB'", tenant_id=a.pk)
