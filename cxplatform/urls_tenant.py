@@ -8,5 +8,6 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/v1/", include("cxplatform.urls_api")),
+    path("data/", include("integrations.urls")),
     path("", include("tenants.accounts.urls")),
 ]

@@ -1,0 +1,3 @@
+"""The tenant's data pages: sources, uploads, import history (issue #4)."""
+
+urlpatterns: list = []
