@@ -63,11 +63,13 @@ TENANT_LIMIT_SET_CALLS = True
 AUTH_USER_MODEL = "accounts.User"
 
 MIDDLEWARE = [
-    "tenants.middleware.TenantResolutionMiddleware",  # first: sets the schema
+    "cxplatform.health.HealthzMiddleware",  # /healthz on any host, even with Postgres down
+    "tenants.middleware.TenantResolutionMiddleware",  # sets the schema
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
+    "frontend.middleware.TenantLocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",

@@ -35,9 +35,14 @@ def audit_log_record(
     )
 
 
-def invitation_link(tenant_domain: str, raw_token: str) -> str:
+def site_url(domain: str, path: str = "/") -> str:
+    """An absolute URL on one of our hosts, with the scheme and port the site is served on."""
     port = f":{settings.SITE_PORT}" if settings.SITE_PORT not in ("", "80", "443") else ""
-    return f"{settings.SITE_SCHEME}://{tenant_domain}{port}/invite/{raw_token}/"
+    return f"{settings.SITE_SCHEME}://{domain}{port}{path}"
+
+
+def invitation_link(tenant_domain: str, raw_token: str) -> str:
+    return site_url(tenant_domain, f"/invite/{raw_token}/")
 
 
 @transaction.atomic
@@ -105,6 +110,9 @@ def invitation_accept(*, raw_token: str, password: str, first_name: str = "", la
     invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
     if invitation.accepted_at is not None:
         raise ApplicationError(_("This invitation link has already been used."))
+    # Another (older) invitation for the same address may have been accepted meanwhile.
+    if User.objects.filter(email__iexact=invitation.email).exists():
+        raise ApplicationError(_("%(email)s already has an account here.") % {"email": invitation.email})
     user = User(
         email=invitation.email,
         username=invitation.email,
@@ -126,16 +134,24 @@ def invitation_accept(*, raw_token: str, password: str, first_name: str = "", la
     return user
 
 
+def _ensure_another_active_owner(*, user: User) -> None:
+    """Refuse to leave the workspace without an active owner.
+
+    The owner rows are locked, so two owners demoting each other at the same time cannot both succeed.
+    """
+    owners = User.objects.select_for_update().filter(role=Role.OWNER, is_active=True).exclude(pk=user.pk)
+    if not list(owners.values_list("pk", flat=True)):
+        raise ApplicationError(_("A workspace needs at least one active owner."))
+
+
 @transaction.atomic
 def user_role_change(*, user: User, role: str, changed_by: User) -> User:
     if role not in Role.values:
         raise ApplicationError(_("Unknown role “%(role)s”.") % {"role": role})
-    if (
-        user.role == Role.OWNER
-        and role != Role.OWNER
-        and not User.objects.filter(role=Role.OWNER).exclude(pk=user.pk).exists()
-    ):
-        raise ApplicationError(_("A workspace needs at least one owner."))
+    if role == user.role:  # nothing changes, so nothing to audit
+        return user
+    if user.role == Role.OWNER:
+        _ensure_another_active_owner(user=user)
     old = user.role
     user.role = role
     user.save(update_fields=["role"])
@@ -177,3 +193,45 @@ def invitations_purge_expired(*, older_than_days: int = 30) -> int:
     cutoff = timezone.now() - timedelta(days=older_than_days)
     deleted, _ = Invitation.objects.filter(accepted_at__isnull=True, expires_at__lt=cutoff).delete()
     return deleted
+
+
+@transaction.atomic
+def user_deactivate(*, user: User, deactivated_by: User) -> User:
+    """Block a user from logging in; their sessions stop working on the next request (is_active is checked)."""
+    if user.pk == deactivated_by.pk:
+        raise ApplicationError(_("You cannot deactivate your own account; ask another owner."))
+    if not user.is_active:
+        return user
+    if user.role == Role.OWNER:
+        _ensure_another_active_owner(user=user)
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+    audit_log_record(action=AuditLogEntry.Action.USER_DEACTIVATED, actor=deactivated_by, target=user.email)
+    return user
+
+
+@transaction.atomic
+def user_reactivate(*, user: User, reactivated_by: User) -> User:
+    if user.is_active:
+        return user
+    user.is_active = True
+    user.save(update_fields=["is_active"])
+    audit_log_record(action=AuditLogEntry.Action.USER_REACTIVATED, actor=reactivated_by, target=user.email)
+    return user
+
+
+@transaction.atomic
+def invitation_revoke(*, invitation: Invitation, revoked_by: User) -> None:
+    """Withdraw a pending invitation: its link stops working. Accepted invitations are history and stay."""
+    if invitation.accepted_at is not None:
+        raise ApplicationError(
+            _("The invitation for %(email)s has already been accepted; deactivate the user instead.")
+            % {"email": invitation.email}
+        )
+    audit_log_record(
+        action=AuditLogEntry.Action.INVITATION_REVOKED,
+        actor=revoked_by,
+        target=invitation.email,
+        details={"role": invitation.role},
+    )
+    invitation.delete()

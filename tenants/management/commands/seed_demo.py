@@ -4,6 +4,7 @@ from django_tenants.utils import tenant_context
 
 from tenants.accounts.models import User
 from tenants.accounts.roles import Role
+from tenants.accounts.services import site_url
 from tenants.errors import ApplicationError
 from tenants.models import Tenant
 from tenants.services import tenant_domain_for, tenant_onboard
@@ -41,11 +42,11 @@ class Command(BaseCommand):
             for role in Role.values:
                 _ensure_user(f"{role}@{DEMO_SLUG}.example", role=role, first_name=role.title())
 
-        port = f":{settings.SITE_PORT}" if settings.SITE_PORT else ""
+        console_url = site_url(settings.PUBLIC_DOMAINS[0])
         self.stdout.write(
             self.style.SUCCESS("\nCX Platform demo is ready.\n")
-            + f"  Agency console : http://localhost{port}/   log in as {DEMO_STAFF_EMAIL} / {DEMO_PASSWORD}\n"
-            + f"  Demo workspace : http://{tenant_domain_for(DEMO_SLUG)}{port}/   log in as owner@{DEMO_SLUG}.example"
+            + f"  Agency console : {console_url}   log in as {DEMO_STAFF_EMAIL} / {DEMO_PASSWORD}\n"
+            + f"  Demo workspace : {site_url(tenant_domain_for(DEMO_SLUG))}   log in as owner@{DEMO_SLUG}.example"
             + f" / {DEMO_PASSWORD}\n"
             + f"                   (also analyst@, marketer@ and viewer@{DEMO_SLUG}.example, same password)\n"
         )
