@@ -1,8 +1,8 @@
 """URLs of the agency console (public schema: localhost, 127.0.0.1)."""
 
-from django.contrib import admin
 from django.conf import settings
 from django.conf.urls.static import static
+from django.contrib import admin
 from django.urls import include, path
 
 urlpatterns = [
