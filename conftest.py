@@ -81,7 +81,38 @@ def tenant_client():
 
 
 @pytest.fixture
+def logged_in_client(tenant_client):
+    """A client on a tenant's host with ``user`` logged in (the session lives in the tenant's schema)."""
+    from django_tenants.utils import tenant_context
+
+    def make(tenant, user) -> TenantClient:
+        client = tenant_client(tenant)
+        with tenant_context(tenant):
+            client.force_login(user)
+        return client
+
+    return make
+
+
+@pytest.fixture
 def console_client(client, public_tenant):
     """A Django test client on the agency console's host (public schema)."""
     client.defaults["HTTP_HOST"] = "localhost"
     return client
+
+
+@pytest.fixture
+def embedded_celery(tmp_path):
+    """The embedded Celery worker and beat, as threads of this process; stopped after the test.
+
+    Only without REDIS_URL: with it, the broker is Redis and workers are separate processes.
+    """
+    from django.conf import settings
+
+    from cxplatform.embedded_celery import start_embedded_celery, stop_embedded_celery
+
+    if not settings.CELERY_EMBEDDED:
+        pytest.skip("REDIS_URL is set: the embedded worker runs only without Redis")
+    start_embedded_celery(schedule_filename=tmp_path / "celerybeat-schedule")
+    yield
+    stop_embedded_celery()

@@ -37,11 +37,13 @@ class TenantResolutionMiddleware(TenantMainMiddleware):
         slug, _secret = parsed
         tenant = Tenant.objects.filter(slug=slug).first()
         if tenant is None:
-            return JsonResponse({"message": "Invalid API token."}, status=401)
+            return JsonResponse({"message": "Invalid API token.", "extra": {}}, status=401)
         hostname = self.hostname_from_request(request)
         host_domain = get_tenant_domain_model().objects.filter(domain=hostname).select_related("tenant").first()
         if host_domain is not None and not host_domain.tenant.is_public and host_domain.tenant.pk != tenant.pk:
-            return JsonResponse({"message": "This API token does not belong to this workspace."}, status=403)
+            return JsonResponse(
+                {"message": "This API token does not belong to this workspace.", "extra": {}}, status=403
+            )
         tenant.domain_url = hostname
         request.tenant = tenant
         connection.set_tenant(tenant)

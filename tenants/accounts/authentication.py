@@ -50,11 +50,19 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         return self.keyword
 
 
+# ``required_scope`` of views that any valid token may call, whatever its scopes (``/api/v1/me/``).
+ANY_SCOPE = "*"
+
+
 class HasTokenScope(permissions.BasePermission):
-    """Views declare ``required_scope``; token callers need it, session users need a role permission instead."""
+    """Views declare ``required_scope``; token callers need it, session users need only be logged in here
+    (a view checks their role permission itself).
+
+    A view that declares no scope refuses every token (fail closed); ``ANY_SCOPE`` admits any valid token.
+    """
 
     def has_permission(self, request, view) -> bool:
         scope = getattr(view, "required_scope", None)
         if isinstance(request.auth, ApiToken):
-            return scope is not None and scope in request.auth.scopes
+            return scope == ANY_SCOPE or (scope is not None and scope in request.auth.scopes)
         return request.user.is_authenticated

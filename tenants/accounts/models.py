@@ -88,7 +88,10 @@ class AuditLogEntry(models.Model):
         TENANT_ONBOARDED = "tenant_onboarded", _("Onboarded a tenant")
         INVITATION_SENT = "invitation_sent", _("Sent an invitation")
         INVITATION_ACCEPTED = "invitation_accepted", _("Accepted an invitation")
+        INVITATION_REVOKED = "invitation_revoked", _("Revoked an invitation")
         ROLE_CHANGED = "role_changed", _("Changed a role")
+        USER_DEACTIVATED = "user_deactivated", _("Deactivated a user")
+        USER_REACTIVATED = "user_reactivated", _("Reactivated a user")
         TOKEN_CREATED = "token_created", _("Created an API token")
         TOKEN_REVOKED = "token_revoked", _("Revoked an API token")
 
