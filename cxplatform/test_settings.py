@@ -5,6 +5,7 @@ chdb lets one process open a data directory, so tests never touch ``var/clickhou
 """
 
 import tempfile
+import uuid
 
 from cxplatform.settings import *  # noqa: F403
 from cxplatform.settings import CLICKHOUSE_URL
@@ -13,3 +14,5 @@ if CLICKHOUSE_URL.startswith("chdb:"):
     CLICKHOUSE_URL = f"chdb://{tempfile.mkdtemp(prefix='cx-test-clickhouse-')}"
 CLICKHOUSE_DATABASE = "test_cxplatform"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# A fresh cache namespace per test run: with Redis the cache outlives the run (login lockouts, …).
+CACHES["default"]["KEY_PREFIX"] = f"test-{uuid.uuid4().hex[:8]}"  # noqa: F405

@@ -7,48 +7,26 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
-from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 from django.urls import reverse_lazy
 from django.utils.translation import gettext_lazy as _
 
+from tenants.accounts.forms import ThrottledLoginForm
 from tenants.currencies import CURRENCY_CODES
-from tenants.errors import ApplicationError
 from tenants.models import Tenant
-from tenants.services import (
-    LOGO_EXTENSIONS,
-    login_failure_record,
-    login_failures_clear,
-    login_throttle_check,
-)
+from tenants.services import LOGO_EXTENSIONS
 
 
-class StaffLoginForm(AuthenticationForm):
-    """E-mail and password of an agency staff member, with login throttling per e-mail."""
+class StaffLoginForm(ThrottledLoginForm):
+    """E-mail and password of an agency staff member."""
 
     error_messages = {
-        **AuthenticationForm.error_messages,
+        **ThrottledLoginForm.error_messages,
         "not_staff": _(
             "%(email)s is not agency staff. The console is for agency staff only; "
             "client users log in at their workspace's address."
         ),
     }
-
-    def clean(self) -> dict[str, Any]:
-        email = self.cleaned_data.get("username") or ""
-        if email:
-            try:
-                login_throttle_check(email=email)
-            except ApplicationError as exc:
-                raise ValidationError(exc.message, code="throttled") from None
-        try:
-            cleaned = super().clean()
-        except ValidationError as exc:
-            if exc.code == "invalid_login":
-                login_failure_record(email=email)
-            raise
-        login_failures_clear(email=email)
-        return cleaned
 
     def confirm_login_allowed(self, user) -> None:
         super().confirm_login_allowed(user)

@@ -18,10 +18,9 @@ from django_tenants.utils import tenant_context
 from analytics.clickhouse.query import tenant_query
 from tenants.accounts.models import AuditLogEntry, Invitation, User
 from tenants.accounts.roles import Role
-from tenants.accounts.services import audit_log_record, invitation_create
+from tenants.accounts.services import LOGIN_MAX_FAILURES, audit_log_record, invitation_create
 from tenants.models import Domain, JobRun, Tenant
 from tenants.selectors import tenant_health_list
-from tenants.services import LOGIN_MAX_FAILURES
 
 PASSWORD = "correct-horse-battery"
 # A 1×1 transparent PNG.

@@ -197,3 +197,19 @@ def test_the_audit_log_lists_entries_newest_first_in_pages(tenant, make_user, lo
     assert len(second) == total - 50
     times = [e.created_at for e in first + second]
     assert times == sorted(times, reverse=True)
+
+
+def test_workspace_login_is_throttled_per_email(make_tenant, make_user):
+    from django.test import Client
+
+    from tenants.accounts.services import LOGIN_MAX_FAILURES
+
+    tenant = make_tenant(locale="en")
+    make_user(tenant, "viewer", email="v@shop.test", password="right-password-42")
+    client = Client(HTTP_HOST=tenant.get_primary_domain().domain)
+    for _attempt in range(LOGIN_MAX_FAILURES):
+        client.post("/login/", {"username": "v@shop.test", "password": "wrong"})
+    response = client.post("/login/", {"username": "v@shop.test", "password": "right-password-42"})
+    assert response.status_code == 200
+    assert "Too many failed attempts for v@shop.test" in response.content.decode()
+    assert "_auth_user_id" not in client.session

@@ -2,11 +2,37 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
+from django.contrib.auth.forms import AuthenticationForm
+from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from tenants.accounts.models import ApiToken
 from tenants.accounts.roles import Role
+from tenants.accounts.services import login_failure_record, login_failures_clear, login_throttle_check
+from tenants.errors import ApplicationError
+
+
+class ThrottledLoginForm(AuthenticationForm):
+    """E-mail and password, refused for a while after too many failures for that e-mail (per schema)."""
+
+    def clean(self) -> dict[str, Any]:
+        email = self.cleaned_data.get("username") or ""
+        if email:
+            try:
+                login_throttle_check(email=email)
+            except ApplicationError as exc:
+                raise ValidationError(exc.message, code="throttled") from None
+        try:
+            cleaned = super().clean()
+        except ValidationError as exc:
+            if exc.code == "invalid_login":
+                login_failure_record(email=email)
+            raise
+        login_failures_clear(email=email)
+        return cleaned
 
 
 class InvitationAcceptForm(forms.Form):

@@ -1,14 +1,19 @@
 from __future__ import annotations
 
+import hashlib
+import math
+import time
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.core.validators import validate_email
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from tenants.accounts.models import ApiToken, AuditLogEntry, Invitation, User
 from tenants.accounts.roles import Role
@@ -235,3 +240,49 @@ def invitation_revoke(*, invitation: Invitation, revoked_by: User) -> None:
         details={"role": invitation.role},
     )
     invitation.delete()
+
+
+LOGIN_MAX_FAILURES = 5
+LOGIN_THROTTLE_SECONDS = 15 * 60
+
+
+def _login_cache_keys(email: str) -> tuple[str, str]:
+    # Hashed: e-mails may hold characters some cache backends refuse in keys.
+    digest = hashlib.sha256(email.strip().lower().encode()).hexdigest()
+    return f"login-failures:{digest}", f"login-locked:{digest}"
+
+
+def login_throttle_check(*, email: str) -> None:
+    """Refuse a login attempt for an e-mail that is locked out after too many failed attempts."""
+    _failures_key, locked_key = _login_cache_keys(email)
+    locked_until = cache.get(locked_key)
+    if locked_until is not None:
+        minutes = max(1, math.ceil((locked_until - time.time()) / 60))
+        raise ApplicationError(
+            ngettext(
+                "Too many failed attempts for %(email)s. Try again in %(minutes)d minute.",
+                "Too many failed attempts for %(email)s. Try again in %(minutes)d minutes.",
+                minutes,
+            )
+            % {"email": email, "minutes": minutes}
+        )
+
+
+def login_failure_record(*, email: str) -> None:
+    """Count a failed login; reaching the limit within the window locks the e-mail out for the next window."""
+    failures_key, locked_key = _login_cache_keys(email)
+    # add() starts a window only if none is running; incr() is atomic on every backend we use.
+    cache.add(failures_key, 0, timeout=LOGIN_THROTTLE_SECONDS)
+    try:
+        failures = cache.incr(failures_key)
+    except ValueError:  # the window expired between add() and incr()
+        cache.set(failures_key, 1, timeout=LOGIN_THROTTLE_SECONDS)
+        failures = 1
+    if failures >= LOGIN_MAX_FAILURES:
+        cache.set(locked_key, time.time() + LOGIN_THROTTLE_SECONDS, timeout=LOGIN_THROTTLE_SECONDS)
+        cache.delete(failures_key)
+
+
+def login_failures_clear(*, email: str) -> None:
+    """Forget the failed attempts of an e-mail after a successful login."""
+    cache.delete_many(_login_cache_keys(email))

@@ -21,7 +21,13 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from tenants.accounts import selectors, services
-from tenants.accounts.forms import ApiTokenCreateForm, InvitationAcceptForm, InvitationCreateForm, RoleChangeForm
+from tenants.accounts.forms import (
+    ApiTokenCreateForm,
+    InvitationAcceptForm,
+    InvitationCreateForm,
+    RoleChangeForm,
+    ThrottledLoginForm,
+)
 from tenants.accounts.models import ApiToken, Invitation, User
 from tenants.accounts.roles import Permission, Role, permission_label
 from tenants.errors import ApplicationError
@@ -54,6 +60,7 @@ def _perform(request: HttpRequest, action: Callable[[], object], success_message
 
 class WorkspaceLoginView(LoginView):
     template_name = "workspace/login.html"
+    form_class = ThrottledLoginForm
     redirect_authenticated_user = True
 
 
