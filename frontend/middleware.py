@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import zoneinfo
+
 from django.conf import settings
-from django.utils import translation
+from django.utils import timezone, translation
 
 
 class TenantLocaleMiddleware:
-    """A workspace speaks its tenant's locale unless the person chose a language (the language cookie)."""
+    """A workspace speaks its tenant's locale unless the person chose a language (the language cookie),
+    and shows times in the tenant's timezone."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -13,7 +16,13 @@ class TenantLocaleMiddleware:
     def __call__(self, request):
         tenant = getattr(request, "tenant", None)
         locale = getattr(tenant, "locale", None)
-        if locale and not getattr(tenant, "is_public", True) and settings.LANGUAGE_COOKIE_NAME not in request.COOKIES:
+        is_workspace = tenant is not None and not getattr(tenant, "is_public", True)
+        if is_workspace and locale and settings.LANGUAGE_COOKIE_NAME not in request.COOKIES:
             translation.activate(locale)
             request.LANGUAGE_CODE = locale
-        return self.get_response(request)
+        if is_workspace:
+            timezone.activate(zoneinfo.ZoneInfo(tenant.timezone))
+        try:
+            return self.get_response(request)
+        finally:
+            timezone.deactivate()

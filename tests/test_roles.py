@@ -213,3 +213,12 @@ def test_workspace_login_is_throttled_per_email(make_tenant, make_user):
     assert response.status_code == 200
     assert "Too many failed attempts for v@shop.test" in response.content.decode()
     assert "_auth_user_id" not in client.session
+
+
+def test_forbidden_page_explains_itself_in_the_workspace_language(make_tenant, make_user, logged_in_client):
+    tenant = make_tenant(locale="en")
+    client = logged_in_client(tenant, make_user(tenant, "viewer"))
+    response = client.get("/users/")
+    assert response.status_code == 403
+    assert "Your role does not include this" in response.content.decode()
+    assert tenant.name in response.content.decode()  # rendered inside the workspace's branded layout
