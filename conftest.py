@@ -42,6 +42,7 @@ def make_tenant(db):
         slug = slug or f"shop-{next(_slugs)}"
         kwargs.setdefault("name", slug.title())
         kwargs.setdefault("owner_email", f"owner@{slug}.test")
+        kwargs.setdefault("locale", "en")  # tests read English; i18n tests pass locale="ru"
         result = tenant_onboard(slug=slug, **kwargs)
         connection.set_schema_to_public()
         return result.tenant
