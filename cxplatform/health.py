@@ -1,16 +1,37 @@
-"""``/healthz``: is each backing service reachable? Says which one is down (HTTP 503 if any)."""
+"""``/healthz``: can this process use each backing service? HTTP 503 naming the ones that are down.
+
+The answer is ``{"status": "ok" | "down", "services": {name: "ok" | "down: <reason>"}}`` for
+``postgres``, ``clickhouse`` and ``broker``. What "broker ok" means depends on the mode:
+
+- with ``REDIS_URL``: a connection to Redis opens. Workers are separate processes and are
+  watched by their own supervisor.
+- embedded (no ``REDIS_URL``): tasks go to an in-memory queue that only a worker thread of
+  this same process can drain, so "ok" means this process runs the embedded worker and beat
+  (``manage.py serve``) and both threads are alive. A process without them (gunicorn or
+  ``runserver`` without ``REDIS_URL``, a management command, a test) reports the broker
+  down, because tasks sent from it would never run.
+
+``HealthzMiddleware`` answers before tenant resolution: that needs Postgres (so a route
+behind it could only answer 500 when Postgres is down) and knows only our domains (load
+balancers and container health checks call by IP or service name).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from django.conf import settings
-from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+HEALTHZ_PATH = "/healthz"
+BROKER_CONNECT_TIMEOUT_SECONDS = 3
 
 
-def check_postgres() -> None:
-    with connection.cursor() as cursor:
+def check_postgres(db: BaseDatabaseWrapper | None = None) -> None:
+    """Run ``SELECT 1`` on ``db`` (default: this thread's default connection)."""
+    with (db or connections[DEFAULT_DB_ALIAS]).cursor() as cursor:
         cursor.execute("SELECT 1")
 
 
@@ -22,16 +43,17 @@ def check_clickhouse() -> None:
 
 def check_broker() -> None:
     if settings.CELERY_EMBEDDED:
-        from cxplatform.embedded_celery import embedded_celery_status
+        from cxplatform.embedded_celery import embedded_celery_problem
 
-        status = embedded_celery_status()
-        if status is not None:  # None: this process runs no embedded worker (manage.py, tests)
-            raise RuntimeError(status)
+        problem = embedded_celery_problem()
+        if problem is not None:
+            raise RuntimeError(problem)
         return
     from cxplatform.celery import app
 
     with app.connection_for_write() as conn:
-        conn.ensure_connection(max_retries=1, timeout=3)
+        # One attempt, bounded: a health check must answer quickly, not wait out the broker's retry policy.
+        conn.ensure_connection(max_retries=1, interval_start=0, timeout=BROKER_CONNECT_TIMEOUT_SECONDS)
 
 
 CHECKS: dict[str, Callable[[], None]] = {
@@ -42,13 +64,15 @@ CHECKS: dict[str, Callable[[], None]] = {
 
 
 def health_report() -> dict[str, str]:
+    """``{service: "ok" | "down: <reason>"}`` for every backing service."""
     report = {}
     for name, check in CHECKS.items():
         try:
             check()
             report[name] = "ok"
         except Exception as exc:  # any failure means "down"; the message says why
-            report[name] = f"down: {type(exc).__name__}: {exc}".strip()[:500]
+            message = " ".join(str(exc).split())  # driver messages span lines
+            report[name] = f"down: {type(exc).__name__}: {message}"[:500]
     return report
 
 
@@ -56,3 +80,15 @@ def healthz(request: HttpRequest) -> JsonResponse:
     report = health_report()
     healthy = all(value == "ok" for value in report.values())
     return JsonResponse({"status": "ok" if healthy else "down", "services": report}, status=200 if healthy else 503)
+
+
+class HealthzMiddleware:
+    """Serves ``/healthz`` on any host, ahead of tenant resolution (see the module docstring)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path_info == HEALTHZ_PATH:
+            return healthz(request)
+        return self.get_response(request)

@@ -107,6 +107,8 @@ else:
         }
     }
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
+# An unreachable host must fail health checks and requests quickly, not hang them.
+DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int("DATABASE_CONNECT_TIMEOUT", default=5)
 DATABASE_ROUTERS = ("django_tenants.routers.TenantSyncRouter",)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -119,7 +121,7 @@ CLICKHOUSE_DATABASE = env("CLICKHOUSE_DATABASE", default="cxplatform")
 REDIS_URL = env("REDIS_URL", default="")
 # Without Redis the worker and beat run as threads of the web process (cxplatform.embedded_celery).
 CELERY_EMBEDDED = not REDIS_URL
-CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_BROKER_URL = REDIS_URL or "memory://localhost/"
 CELERY_RESULT_BACKEND = REDIS_URL or None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=600)
@@ -167,8 +169,8 @@ DEFAULT_TENANT_CURRENCY = "RUB"
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"
 NODE_MODULES = BASE_DIR / "frontend" / "node_modules"
+# frontend/static is found as the frontend app's static folder; these are the npm packages.
 STATICFILES_DIRS = [
-    BASE_DIR / "frontend" / "static",
     ("vendor/htmx", NODE_MODULES / "htmx.org" / "dist"),
     ("vendor/echarts", NODE_MODULES / "echarts" / "dist"),
 ]
@@ -189,7 +191,11 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "cxplatform.api_errors.api_exception_handler",
-    "DEFAULT_THROTTLE_RATES": {"api_token": env("API_THROTTLE_RATE", default="1000/min")},
+    "DEFAULT_THROTTLE_RATES": {
+        "api_token": env("API_THROTTLE_RATE", default="1000/min"),
+        # Requests per events API token, each of up to 10,000 items (integrations.events).
+        "events_api": env("EVENTS_API_THROTTLE_RATE", default="600/min"),
+    },
 }
 SPECTACULAR_SETTINGS = {"TITLE": "CX Platform API", "VERSION": "1.0.0"}
 
