@@ -64,8 +64,12 @@ def tenant_clickhouse_row_count(*, tenant: Tenant) -> int:
 
 
 def tenant_last_import_at(*, tenant: Tenant) -> datetime | None:
-    """When the tenant's last data import finished; None until imports exist (issue #4)."""
-    return None
+    """When the tenant's last successful data import finished (None: never)."""
+    from integrations.models import ImportRun  # a tenant app: its table lives in the tenant's schema
+
+    with tenant_context(tenant):
+        run = ImportRun.objects.filter(status=ImportRun.Status.SUCCEEDED).order_by("-finished_at").first()
+        return run.finished_at if run is not None else None
 
 
 def tenant_health_list(*, slug: str | None = None) -> list[TenantHealth]:

@@ -12,7 +12,10 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
+from django_tenants.utils import tenant_context
 
+from analytics.clickhouse.client import ClickHouseUnavailableError
+from integrations.readiness import readiness_report
 from tenants.errors import ApplicationError
 from tenants.forms import StaffLoginForm, TenantOnboardForm
 from tenants.models import Tenant
@@ -41,10 +44,16 @@ def tenant_detail_view(request: HttpRequest, slug: str) -> HttpResponse:
     health = tenant_health_list(slug=slug)
     if not health:
         raise Http404(_("No tenant with the slug “%(slug)s”.") % {"slug": slug})
+    tenant = health[0].tenant
+    try:
+        with tenant_context(tenant):
+            readiness = readiness_report(tenant=tenant)
+    except ClickHouseUnavailableError:
+        readiness = None  # the health row already says ClickHouse is unavailable
     return render(
         request,
         "console/tenant_detail.html",
-        {"row": health[0], "entries": audit_log_list(target=slug)[:AUDIT_LOG_PAGE_SIZE]},
+        {"row": health[0], "readiness": readiness, "entries": audit_log_list(target=slug)[:AUDIT_LOG_PAGE_SIZE]},
     )
 
 

@@ -328,3 +328,16 @@ def test_audit_log_lists_newest_first_in_pages(staff_console):
     assert first.index("visitor-050@") < first.index("visitor-049@")
     assert "visitor-000@" not in first and "visitor-000@" in second
     assert "Page 2 of 2" in second
+
+
+def test_last_import_is_the_newest_successful_run(make_tenant):
+    from integrations.models import DataSource, ImportRun
+
+    tenant = make_tenant()
+    with tenant_context(tenant):
+        source = DataSource.objects.create(kind=DataSource.Kind.FILE, name="1C export")
+        done = timezone.now() - timedelta(hours=2)
+        ImportRun.objects.create(data_source=source, dataset="sales", status="succeeded", finished_at=done)
+        ImportRun.objects.create(data_source=source, dataset="sales", status="failed", finished_at=timezone.now())
+    [health] = [row for row in tenant_health_list() if row.tenant.pk == tenant.pk]
+    assert health.last_import_at == done
