@@ -6,6 +6,7 @@ import itertools
 
 import pytest
 from django.db import connection
+from django.utils import translation
 from django_tenants.test.client import TenantClient
 
 _slugs = itertools.count(1)
@@ -28,9 +29,11 @@ def public_tenant(db):
 
 
 @pytest.fixture(autouse=True)
-def _public_schema_after_test():
+def _reset_request_state_after_test():
+    """A request leaves its schema and language active in this thread; the next test starts clean."""
     yield
     connection.set_schema_to_public()
+    translation.deactivate()
 
 
 @pytest.fixture

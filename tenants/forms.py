@@ -9,6 +9,7 @@ from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.urls import reverse_lazy
+from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
 from tenants.accounts.forms import ThrottledLoginForm
@@ -61,8 +62,11 @@ class TenantOnboardForm(forms.Form):
                 "autocomplete": "off",
             }
         ),
-        help_text=_("The workspace address: <slug>.%(domain)s. Lowercase Latin letters, digits and hyphens.")
-        % {"domain": settings.TENANT_BASE_DOMAIN},
+        # format_lazy, not %: the field is built at import time, the text must follow each request's language.
+        help_text=format_lazy(
+            _("The workspace address: <slug>.{domain}. Lowercase Latin letters, digits and hyphens."),
+            domain=settings.TENANT_BASE_DOMAIN,
+        ),
     )
     timezone = forms.CharField(
         label=_("Time zone"),

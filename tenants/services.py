@@ -164,7 +164,7 @@ def tenant_onboard(
     link = invitation_link(tenant_domain_for(slug), raw)
     try:
         with schema_context(tenant.schema_name):
-            invitation_send(invitation=invitation, link=link, workspace_name=tenant.name)
+            invitation_send(invitation=invitation, link=link, tenant=tenant)
     except Exception:  # the tenant exists; the link is shown to the staff member, who can pass it on
         logger.exception("Could not e-mail the invitation for %s", slug)
     return OnboardingResult(tenant=tenant, owner_invitation_link=link)

@@ -165,3 +165,12 @@ def test_a_revoked_invitation_link_no_longer_works(tenant, make_user, logged_in_
     with tenant_context(tenant):
         entry = AuditLogEntry.objects.get(action=AuditLogEntry.Action.INVITATION_REVOKED)
         assert (entry.actor, entry.target) == (owner, "irina@client.test")
+
+
+def test_invitation_email_speaks_the_workspace_language(make_tenant):
+    from django.core import mail
+    from django.utils import translation
+
+    with translation.override("en"):  # an agency member on an English console page
+        make_tenant(locale="ru", owner_email="owner@ru-shop.test")
+    assert mail.outbox[-1].body.startswith("Вас пригласили") and "«Владелец»" in mail.outbox[-1].body

@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.core.validators import validate_email
 from django.db import connection, transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
@@ -78,22 +78,24 @@ def invitation_create(*, email: str, role: str, invited_by: User | None = None) 
     return invitation, raw
 
 
-def invitation_send(*, invitation: Invitation, link: str, workspace_name: str) -> None:
-    send_mail(
-        subject=_("You are invited to %(name)s on CX Platform") % {"name": workspace_name},
-        message=_(
-            "You have been invited to %(name)s as %(role)s.\n\n"
-            "Set your password here (the link works once and expires on %(expires)s UTC):\n%(link)s\n"
+def invitation_send(*, invitation: Invitation, link: str, tenant) -> None:
+    """E-mail the link in the workspace's language, whatever language the sender's page is in."""
+    with translation.override(tenant.locale):
+        send_mail(
+            subject=_("You are invited to %(name)s on CX Platform") % {"name": tenant.name},
+            message=_(
+                "You have been invited to %(name)s as %(role)s.\n\n"
+                "Set your password here (the link works once and expires on %(expires)s UTC):\n%(link)s\n"
+            )
+            % {
+                "name": tenant.name,
+                "role": invitation.get_role_display(),
+                "expires": invitation.expires_at.strftime("%Y-%m-%d %H:%M"),
+                "link": link,
+            },
+            from_email=None,
+            recipient_list=[invitation.email],
         )
-        % {
-            "name": workspace_name,
-            "role": invitation.get_role_display(),
-            "expires": invitation.expires_at.strftime("%Y-%m-%d %H:%M"),
-            "link": link,
-        },
-        from_email=None,
-        recipient_list=[invitation.email],
-    )
 
 
 def invitation_get_valid(*, raw_token: str) -> Invitation:

@@ -151,7 +151,7 @@ def users_invite(request: HttpRequest) -> HttpResponse:
         return _users_page(request, form)
     link = services.invitation_link(request.tenant.get_primary_domain().domain, raw_token)
     try:
-        services.invitation_send(invitation=invitation, link=link, workspace_name=request.tenant.name)
+        services.invitation_send(invitation=invitation, link=link, tenant=request.tenant)
     except (smtplib.SMTPException, OSError):
         # The invitation exists; the owner can pass the link on by other means.
         logger.exception("Could not e-mail the invitation to %s", email)
