@@ -9,6 +9,8 @@ PY_STAMP := $(VENV)/.installed-$(shell cat requirements.txt | cksum | cut -d' ' 
 NPM_STAMP := frontend/node_modules/.installed-$(shell cat frontend/package-lock.json | cksum | cut -d' ' -f1)
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# Links we print and e-mail (invitations) point at the port we serve on.
+export SITE_PORT ?= $(PORT)
 
 .PHONY: install demo setup serve test lint clean
 

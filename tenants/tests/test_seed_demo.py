@@ -1,7 +1,7 @@
 from django.core.management import call_command
 from django_tenants.utils import tenant_context
 
-from tenants.accounts.models import User
+from tenants.accounts.models import Invitation, User
 from tenants.management.commands.seed_demo import DEMO_PASSWORD, DEMO_STAFF_EMAIL
 from tenants.models import Tenant
 
@@ -19,4 +19,5 @@ def test_seed_demo_creates_logins_that_work_and_is_idempotent(db, capsys):
         roles = dict(User.objects.values_list("email", "role"))
         assert roles == {f"{r}@demo.example": r for r in ("owner", "analyst", "marketer", "viewer")}
         assert User.objects.get(email="owner@demo.example").check_password(DEMO_PASSWORD)
+        assert not Invitation.objects.filter(accepted_at__isnull=True).exists()  # the owner used the link
     assert Tenant.objects.filter(slug="demo").count() == 1

@@ -4,7 +4,7 @@ from django_tenants.utils import tenant_context
 
 from tenants.accounts.models import User
 from tenants.accounts.roles import Role
-from tenants.accounts.services import site_url
+from tenants.accounts.services import invitation_accept, site_url
 from tenants.errors import ApplicationError
 from tenants.models import Tenant
 from tenants.services import tenant_domain_for, tenant_onboard
@@ -30,14 +30,19 @@ class Command(BaseCommand):
         tenant = Tenant.objects.filter(slug=DEMO_SLUG).first()
         if tenant is None:
             try:
-                tenant = tenant_onboard(
+                result = tenant_onboard(
                     slug=DEMO_SLUG,
                     name="Demo Retail",
                     owner_email=f"owner@{DEMO_SLUG}.example",
                     primary_color="#0f766e",
-                ).tenant
+                )
             except ApplicationError as exc:
                 raise CommandError(exc.message) from exc
+            tenant = result.tenant
+            # The owner joins the way a real one does: through the one-time link.
+            raw_token = result.owner_invitation_link.rstrip("/").rsplit("/", 1)[-1]
+            with tenant_context(tenant):
+                invitation_accept(raw_token=raw_token, password=DEMO_PASSWORD, first_name="Owner")
         with tenant_context(tenant):
             for role in Role.values:
                 _ensure_user(f"{role}@{DEMO_SLUG}.example", role=role, first_name=role.title())
