@@ -19,4 +19,5 @@ BEAT_SCHEDULE = {
     "invitations-purge-expired": for_each_tenant(
         "tenants.tasks.invitations_purge_expired_task", every=crontab(hour=3, minute=17)
     ),
+    "moysklad-sync": for_each_tenant("integrations.tasks.moysklad_sync_task", every=crontab(minute="*/15")),
 }
