@@ -13,4 +13,5 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cxplatform.settings")
 app = CeleryApp("cxplatform")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+app.autodiscover_tasks(["integrations.files"])  # tasks of a sub-package of an app
 app.conf.beat_schedule = BEAT_SCHEDULE

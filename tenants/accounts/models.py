@@ -57,6 +57,7 @@ class ApiToken(models.Model):
         SEGMENTS_READ = "segments:read", _("Read segments and members")
         METRICS_READ = "metrics:read", _("Query metrics")
         EVENTS_WRITE = "events:write", _("Push events and orders")
+        IMPORTS_WRITE = "imports:write", _("Import sales and customers files")
 
     name = models.CharField(_("name"), max_length=100)
     prefix = models.CharField(max_length=16, db_index=True)
