@@ -98,6 +98,15 @@ def _signed(value: Decimal, is_return: bool) -> Decimal:
     return -abs(value) if is_return else value
 
 
+def _return_discount(discount: Decimal, amount: Decimal, is_return: bool) -> Decimal:
+    """A return gives its discount back: the sale's discount negated (a markup, negative, turns positive).
+
+    Sources state returns either as on the sale (positive amount) or already negated
+    (negative amount); the amount's sign says which, so the discount is negated only in the first case.
+    """
+    return -discount if is_return and amount >= 0 else discount
+
+
 def sales_lines_write(lines: Iterable[SalesLine], *, source: str, tenant_id: int | None = None) -> int:
     """Write sales lines; returns store qty, discount and amount negative. Returns the row count."""
     version = ingest_version()
@@ -116,7 +125,7 @@ def sales_lines_write(lines: Iterable[SalesLine], *, source: str, tenant_id: int
             line.brand,
             _signed(line.qty, line.is_return),
             abs(line.price),
-            _signed(line.discount, line.is_return),
+            _return_discount(line.discount, line.amount, line.is_return),
             _signed(line.amount, line.is_return),
             int(line.is_return),
             line.promo_code,
@@ -384,7 +393,12 @@ def sales_lines_batch(columns: Mapping[str, pa.Array], *, source: str, version: 
         **columns,
         "qty": signed("qty"),
         "price": pc.abs(columns["price"]),
-        "discount": signed("discount"),
+        # As _return_discount: negate the discount of returns stated like the sale (amount ≥ 0).
+        "discount": pc.if_else(
+            pc.and_(is_return, pc.greater_equal(columns["amount"], pa.scalar(0, columns["amount"].type))),
+            pc.negate(columns["discount"]),
+            columns["discount"],
+        ),
         "amount": signed("amount"),
         "is_return": pc.cast(is_return, pa.uint8()),
         "source": _repeated(source, length),

@@ -95,3 +95,60 @@ def test_customers_keep_pii_in_postgres_only(make_tenant):
     flat = " ".join(map(str, record.values()))
     for pii in ("Анна", "Иванова", "anna@example.ru", "+79991234567"):
         assert pii not in flat
+
+
+def test_a_returned_markup_gives_a_positive_discount_in_both_write_paths(make_tenant):
+    """Sale with a markup (negative discount) returned: stored discounts cancel out, row and columnar alike."""
+    import pyarrow as pa
+
+    from integrations.ingest import SALES_LINE_COLUMNS, facts_bulk_write, ingest_version, sales_lines_batch
+
+    a, b = make_tenant(), make_tenant()
+    lines = [
+        SalesLine(order_id="S", line_no=1, ts=TS, amount=Decimal("110"), discount=Decimal("-10"), price=Decimal(100)),
+        SalesLine(
+            order_id="R",
+            line_no=1,
+            ts=TS,
+            amount=Decimal("110"),
+            discount=Decimal("-10"),
+            price=Decimal(100),
+            is_return=True,
+        ),
+        SalesLine(
+            order_id="R2",
+            line_no=1,
+            ts=TS,
+            amount=Decimal("-50"),
+            discount=Decimal("-5"),
+            price=Decimal(55),
+            is_return=True,
+        ),  # already negated by its source: kept as given
+    ]
+    sales_lines_write(lines, source="test", tenant_id=a.pk)
+    decimal = pa.decimal128(18, 2)
+    columns = {
+        name: pa.array([getattr(line, name) for line in lines], type=decimal)
+        for name in ("amount", "discount", "price")
+    }
+    columns["qty"] = pa.array([line.qty for line in lines], type=pa.decimal128(18, 3))
+    columns["is_return"] = pa.array([line.is_return for line in lines])
+    columns["ts"] = pa.array([line.ts for line in lines], type=pa.timestamp("ms", tz="UTC"))
+    columns["line_no"] = pa.array([line.line_no for line in lines], type=pa.uint32())
+    for name in SALES_LINE_COLUMNS:
+        if name not in columns and name not in ("source", "version"):
+            columns[name] = pa.array([getattr(line, name) for line in lines], type=pa.string())
+    facts_bulk_write(
+        "sales_lines", [sales_lines_batch(columns, source="test", version=ingest_version())], tenant_id=b.pk
+    )
+    for tenant in (a, b):
+        rows = tenant_query(
+            "SELECT order_id, discount, amount FROM sales_lines FINAL WHERE tenant_id = {tenant_id:UInt32}"
+            " ORDER BY order_id",
+            tenant_id=tenant.pk,
+        ).result_rows
+        assert rows == [
+            ("R", Decimal(10), Decimal(-110)),
+            ("R2", Decimal(-5), Decimal(-50)),
+            ("S", Decimal(-10), Decimal(110)),
+        ]
