@@ -1,10 +1,14 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from integrations.events.api import EventsIngestApi
+from integrations.files.api import FileImportApi
 from tenants.accounts.api import WhoAmIApi
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(permission_classes=[]), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema", permission_classes=[]), name="api-docs"),
     path("me/", WhoAmIApi.as_view(), name="api-me"),
+    path("events", EventsIngestApi.as_view(), name="api-events"),
+    path("imports", FileImportApi.as_view(), name="api-imports"),
 ]
