@@ -17,7 +17,11 @@ class TenantLocaleMiddleware:
         tenant = getattr(request, "tenant", None)
         locale = getattr(tenant, "locale", None)
         is_workspace = tenant is not None and not getattr(tenant, "is_public", True)
-        if is_workspace and locale and settings.LANGUAGE_COOKIE_NAME not in request.COOKIES:
+        # A person's choice (the cookie) wins; so does an API client's Accept-Language.
+        chose_language = settings.LANGUAGE_COOKIE_NAME in request.COOKIES or (
+            request.path.startswith("/api/") and "Accept-Language" in request.headers
+        )
+        if is_workspace and locale and not chose_language:
             translation.activate(locale)
             request.LANGUAGE_CODE = locale
         if is_workspace:

@@ -157,6 +157,8 @@ UNKNOWN_CREATED_AT = datetime(1970, 1, 1, tzinfo=UTC)
 def contacts_upsert(customers: Sequence[Customer]) -> int:
     """The Postgres half of ``customers_write``: upsert contacts (PII) into the current tenant's schema."""
     assert connection.schema_name != "public", "contacts live in a tenant schema"
+    # One row per customer, the last record winning: Postgres refuses to upsert a row twice in one statement.
+    latest = {c.customer_id: c for c in customers}
     Contact.objects.bulk_create(
         [
             Contact(
@@ -173,7 +175,7 @@ def contacts_upsert(customers: Sequence[Customer]) -> int:
                 consent_sms=c.consent_sms,
                 created_at=c.created_at,
             )
-            for c in customers
+            for c in latest.values()
         ],
         update_conflicts=True,
         unique_fields=["customer_id"],
@@ -193,7 +195,7 @@ def contacts_upsert(customers: Sequence[Customer]) -> int:
         ],
         batch_size=5000,
     )
-    return len(customers)
+    return len(latest)
 
 
 def customer_attribute_rows(customers: Iterable[Customer], *, source: str, version: int) -> list[tuple]:

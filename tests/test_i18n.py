@@ -214,3 +214,14 @@ def test_an_english_workspace_switches_to_russian_on_request(make_tenant, make_u
 
     assert "Пользователи и приглашения" in home and "Users and invitations" not in home
     assert "роль: <strong>Владелец</strong>" in home  # a lazily translated model choice
+
+
+def test_api_errors_follow_the_callers_accept_language(make_tenant):
+    from django.test import Client
+
+    tenant = make_tenant(locale="ru")
+    client = Client(HTTP_HOST=tenant.get_primary_domain().domain)
+    english = client.get("/api/v1/me/", HTTP_ACCEPT_LANGUAGE="en").json()["message"]
+    russian = client.get("/api/v1/me/").json()["message"]  # no preference: the workspace's language
+    assert english != russian
+    assert english.isascii() and not russian.isascii()

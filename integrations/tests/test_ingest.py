@@ -152,3 +152,12 @@ def test_a_returned_markup_gives_a_positive_discount_in_both_write_paths(make_te
             ("R2", Decimal(-5), Decimal(-50)),
             ("S", Decimal(-10), Decimal(110)),
         ]
+
+
+def test_a_customer_twice_in_one_batch_keeps_the_last_record(make_tenant):
+    tenant = make_tenant()
+    with tenant_context(tenant):
+        customers_write(
+            [Customer(customer_id="c1", city="Тула"), Customer(customer_id="c1", city="Омск")], source="test"
+        )
+        assert list(Contact.objects.values_list("customer_id", "city")) == [("c1", "Омск")]
