@@ -24,7 +24,7 @@ from integrations.events.schema import (
 from integrations.events.services import events_ingest
 from tenants.accounts.authentication import HasTokenScope
 from tenants.accounts.models import ApiToken
-from tenants.accounts.roles import Permission, permission_label
+from tenants.accounts.roles import Permission
 
 JSON_MEDIA_TYPE = "application/json"
 NDJSON_MEDIA_TYPES = ("application/x-ndjson", "application/ndjson")
@@ -34,15 +34,6 @@ class PayloadTooLarge(exceptions.APIException):
     status_code = 413
     default_detail = _("The request is too large.")
     default_code = "payload_too_large"
-
-
-class CanPostEvents(HasTokenScope):
-    """Tokens need the ``events:write`` scope; people signed in need the permission to manage data sources."""
-
-    def has_permission(self, request: Request, view: APIView) -> bool:
-        if isinstance(request.auth, ApiToken):
-            return super().has_permission(request, view)
-        return request.user.is_authenticated and request.user.has_perm(permission_label(Permission.MANAGE_DATA_SOURCES))
 
 
 class EventsThrottle(SimpleRateThrottle):
@@ -104,7 +95,8 @@ _ERROR_SCHEMA = {
 class EventsIngestApi(APIView):
     """Receive a batch of items; write all of them, or none when any is invalid."""
 
-    permission_classes = [CanPostEvents]
+    permission_classes = [HasTokenScope]
+    required_permission = Permission.MANAGE_DATA_SOURCES
     required_scope = ApiToken.Scope.EVENTS_WRITE
     throttle_classes = [EventsThrottle]
 

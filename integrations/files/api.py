@@ -17,17 +17,8 @@ from integrations.files.services import DEFAULT_SOURCE_NAME, file_import, file_s
 from integrations.models import ImportRun
 from tenants.accounts.authentication import HasTokenScope
 from tenants.accounts.models import ApiToken
-from tenants.accounts.roles import Permission, permission_label
+from tenants.accounts.roles import Permission
 from tenants.errors import ApplicationError
-
-
-class TokenScopeOrManagesData(HasTokenScope):
-    """Tokens need the view's scope; people signed in need the permission to manage data sources."""
-
-    def has_permission(self, request: Request, view: APIView) -> bool:
-        if isinstance(request.auth, ApiToken):
-            return super().has_permission(request, view)
-        return request.user.is_authenticated and request.user.has_perm(permission_label(Permission.MANAGE_DATA_SOURCES))
 
 
 class ImportRunSerializer(serializers.ModelSerializer):
@@ -54,7 +45,8 @@ class ImportRunSerializer(serializers.ModelSerializer):
 class FileImportApi(APIView):
     """Import one file; the response is the import run, with the row-level report when the file is bad."""
 
-    permission_classes = [TokenScopeOrManagesData]
+    permission_classes = [HasTokenScope]
+    required_permission = Permission.MANAGE_DATA_SOURCES
     required_scope = ApiToken.Scope.IMPORTS_WRITE
     parser_classes = [MultiPartParser]
 

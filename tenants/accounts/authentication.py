@@ -5,6 +5,7 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions
 
 from tenants.accounts.models import ApiToken
+from tenants.accounts.roles import permission_label
 from tenants.accounts.tokens import api_token_parse, hash_secret
 from tenants.middleware import bearer_token
 
@@ -55,8 +56,8 @@ ANY_SCOPE = "*"
 
 
 class HasTokenScope(permissions.BasePermission):
-    """Views declare ``required_scope``; token callers need it, session users need only be logged in here
-    (a view checks their role permission itself).
+    """Views declare ``required_scope`` for token callers and, optionally, ``required_permission``
+    (a role permission of roles.py) for people signed in; without it, being logged in is enough.
 
     A view that declares no scope refuses every token (fail closed); ``ANY_SCOPE`` admits any valid token.
     """
@@ -65,4 +66,7 @@ class HasTokenScope(permissions.BasePermission):
         scope = getattr(view, "required_scope", None)
         if isinstance(request.auth, ApiToken):
             return scope == ANY_SCOPE or (scope is not None and scope in request.auth.scopes)
+        permission = getattr(view, "required_permission", None)
+        if permission is not None:
+            return request.user.is_authenticated and request.user.has_perm(permission_label(permission))
         return request.user.is_authenticated
