@@ -533,8 +533,9 @@ def contacts_copy(contacts: pa.Table) -> int:
         )
         with cursor.copy(f"COPY contact_load ({columns}) FROM STDIN (FORMAT csv)") as copy:
             copy.write(memoryview(csv.getvalue()))
+        # A customer twice in the batch: the later row wins (rows sit in the temporary table in COPY order).
         cursor.execute(
-            f"INSERT INTO {table} ({columns}, imported_at) SELECT {columns}, now() FROM contact_load"
-            f" ON CONFLICT (customer_id) DO UPDATE SET {updates}"
+            f"INSERT INTO {table} ({columns}, imported_at) SELECT DISTINCT ON (customer_id) {columns}, now()"
+            f" FROM contact_load ORDER BY customer_id, ctid DESC ON CONFLICT (customer_id) DO UPDATE SET {updates}"
         )
     return contacts.num_rows

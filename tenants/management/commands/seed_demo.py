@@ -2,6 +2,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django_tenants.utils import tenant_context
 
+from integrations.demo.selectors import sales_exist
+from integrations.demo.services import demo_data_generate
 from tenants.accounts.models import User
 from tenants.accounts.roles import Role
 from tenants.accounts.services import invitation_accept, site_url
@@ -12,6 +14,7 @@ from tenants.services import tenant_domain_for, tenant_onboard
 DEMO_PASSWORD = "cx-demo-2026"
 DEMO_STAFF_EMAIL = "staff@agency.example"
 DEMO_SLUG = "demo"
+DEMO_CUSTOMERS, DEMO_SEED = 3000, 2026  # a small shop: generated in seconds
 
 
 def _ensure_user(email: str, **fields) -> User:
@@ -46,6 +49,9 @@ class Command(BaseCommand):
         with tenant_context(tenant):
             for role in Role.values:
                 _ensure_user(f"{role}@{DEMO_SLUG}.example", role=role, first_name=role.title())
+        if not sales_exist(tenant_id=tenant.pk):
+            generated = demo_data_generate(tenant=tenant, customers=DEMO_CUSTOMERS, seed=DEMO_SEED)
+            self.stdout.write(f"Generated demo data: {generated.rows.get('sales_lines', 0):,} sales lines.")
 
         console_url = site_url(settings.PUBLIC_DOMAINS[0])
         self.stdout.write(
