@@ -4,6 +4,8 @@ chdb lets one process open a data directory, so tests never touch ``var/clickhou
 (a running demo holds it); each test process gets its own.
 """
 
+import atexit
+import shutil
 import tempfile
 import uuid
 
@@ -11,7 +13,9 @@ from cxplatform.settings import *  # noqa: F403
 from cxplatform.settings import CLICKHOUSE_URL
 
 if CLICKHOUSE_URL.startswith("chdb:"):
-    CLICKHOUSE_URL = f"chdb://{tempfile.mkdtemp(prefix='cx-test-clickhouse-')}"
+    _clickhouse_dir = tempfile.mkdtemp(prefix="cx-test-clickhouse-")
+    atexit.register(shutil.rmtree, _clickhouse_dir, ignore_errors=True)
+    CLICKHOUSE_URL = f"chdb://{_clickhouse_dir}"
 CLICKHOUSE_DATABASE = "test_cxplatform"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # A fresh cache namespace per test run: with Redis the cache outlives the run (login lockouts, …).
