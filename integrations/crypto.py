@@ -14,6 +14,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
+from django.utils.translation import gettext as _
 
 
 class SecretUnreadableError(Exception):
@@ -42,4 +43,4 @@ def secret_decrypt(token: str) -> str:
     try:
         return _current_fernet().decrypt(token.encode()).decode()
     except InvalidToken:
-        raise SecretUnreadableError("A stored secret cannot be decrypted: was the encryption key changed?") from None
+        raise SecretUnreadableError(_("A stored secret cannot be decrypted: was the encryption key changed?")) from None

@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 import urllib3
+from django.utils.translation import gettext as _
 from urllib3.exceptions import HTTPError as Urllib3Error
 
 logger = logging.getLogger(__name__)
@@ -122,26 +123,36 @@ class MoySkladClient:
             code = _error_code(response)
             if response.status in (401, 403):
                 raise MoySkladAuthError(
-                    f"MoySklad refused the token for GET {url}: HTTP {response.status} {error}".rstrip(),
+                    (
+                        _("MoySklad refused the token for GET %(url)s: HTTP %(status)d %(error)s")
+                        % {"url": url, "status": response.status, "error": error}
+                    ).rstrip(),
                     url=url,
                     status=response.status,
                     code=code,
                 )
             raise MoySkladRequestError(
-                f"MoySklad rejected GET {url}: HTTP {response.status} {error}".rstrip(),
+                (
+                    _("MoySklad rejected GET %(url)s: HTTP %(status)d %(error)s")
+                    % {"url": url, "status": response.status, "error": error}
+                ).rstrip(),
                 url=url,
                 status=response.status,
                 code=code,
             )
         raise MoySkladUnavailableError(
-            f"MoySklad at {url} did not answer after {self.retry.attempts} attempts: {last_problem}", url=url
+            _("MoySklad at %(url)s did not answer after %(attempts)d attempts: %(problem)s")
+            % {"url": url, "attempts": self.retry.attempts, "problem": last_problem},
+            url=url,
         )
 
     def _decode(self, response: urllib3.BaseHTTPResponse, url: str) -> dict[str, Any]:
         try:
             return json.loads(response.data, parse_float=Decimal)
         except ValueError as exc:
-            raise MoySkladUnavailableError(f"MoySklad sent invalid JSON for GET {url}: {exc}", url=url) from exc
+            raise MoySkladUnavailableError(
+                _("MoySklad sent invalid JSON for GET %(url)s: %(error)s") % {"url": url, "error": exc}, url=url
+            ) from exc
 
     def _wait_for_bucket(self) -> None:
         delay = self._not_before - time.monotonic()

@@ -46,6 +46,7 @@ from zoneinfo import ZoneInfo
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
+from django.utils.translation import gettext as _
 
 from analytics.clickhouse.query import tenant_command, tenant_query
 from integrations.ingest import Customer, SalesLine, customers_write, ingest_version, sales_lines_write
@@ -117,8 +118,9 @@ class SyncReport:
 
     def summary(self) -> str:
         return "; ".join(
-            f"{entity}: {self.read.get(entity, 0)} read, {self.written.get(entity, 0)} written"
-            + (f", {self.rejected[entity]} rejected" if self.rejected.get(entity) else "")
+            _("%(entity)s: %(read)d read, %(written)d written")
+            % {"entity": entity, "read": self.read.get(entity, 0), "written": self.written.get(entity, 0)}
+            + (_(", %(rejected)d rejected") % {"rejected": self.rejected[entity]} if self.rejected.get(entity) else "")
             for entity in self.read
         )
 
@@ -324,7 +326,7 @@ class MoySkladImporter:
                 row=f"counterparty {row['id']}",
                 column="email",
                 value=email,
-                reason="Not an e-mail address; left empty.",
+                reason=_("Not an e-mail address; left empty."),
             )
             return ""
         return email
@@ -420,7 +422,7 @@ class MoySkladImporter:
             ts = moscow_to_utc(document["moment"])
         except (KeyError, TypeError, ValueError):
             raise _DocumentRejectedError(
-                "moment", document.get("moment"), "Missing or unreadable document date."
+                "moment", document.get("moment"), _("Missing or unreadable document date.")
             ) from None
         agent = document.get("agent")
         customer_id = ""
@@ -491,10 +493,10 @@ def _number(position: dict[str, Any], name: str, line_no: int, default: Decimal 
             raise InvalidOperation
     except (TypeError, ValueError, InvalidOperation):
         raise _DocumentRejectedError(
-            f"positions[{line_no}].{name}", value, f"Position {name} is not a number."
+            f"positions[{line_no}].{name}", value, _("Position %(name)s is not a number.") % {"name": name}
         ) from None
     if name == "quantity" and number <= 0:
-        raise _DocumentRejectedError(f"positions[{line_no}].{name}", value, "Position quantity must be positive.")
+        raise _DocumentRejectedError(f"positions[{line_no}].{name}", value, _("Position quantity must be positive."))
     return number
 
 
