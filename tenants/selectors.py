@@ -63,6 +63,14 @@ def tenant_clickhouse_row_count(*, tenant: Tenant) -> int:
     return int(tenant_query(f"SELECT {counts}", tenant_id=tenant.pk).first_row[0])
 
 
+def tenant_import_runs(*, tenant: Tenant, limit: int = 20) -> list:
+    """The tenant's latest import runs across its data sources, newest first (the console's history)."""
+    from integrations.models import ImportRun  # a tenant app: its table lives in the tenant's schema
+
+    with tenant_context(tenant):
+        return list(ImportRun.objects.select_related("data_source").order_by("-started_at")[:limit])
+
+
 def tenant_last_import_at(*, tenant: Tenant) -> datetime | None:
     """When the tenant's last successful data import finished (None: never)."""
     from integrations.models import ImportRun  # a tenant app: its table lives in the tenant's schema

@@ -19,7 +19,7 @@ from integrations.readiness import readiness_report
 from tenants.errors import ApplicationError
 from tenants.forms import StaffLoginForm, TenantOnboardForm
 from tenants.models import Tenant
-from tenants.selectors import audit_log_list, tenant_health_list, tenant_url
+from tenants.selectors import audit_log_list, tenant_health_list, tenant_import_runs, tenant_url
 from tenants.services import tenant_onboard, tenant_onboarding_errors
 
 AUDIT_LOG_PAGE_SIZE = 50
@@ -53,7 +53,12 @@ def tenant_detail_view(request: HttpRequest, slug: str) -> HttpResponse:
     return render(
         request,
         "console/tenant_detail.html",
-        {"row": health[0], "readiness": readiness, "entries": audit_log_list(target=slug)[:AUDIT_LOG_PAGE_SIZE]},
+        {
+            "row": health[0],
+            "readiness": readiness,
+            "import_runs": tenant_import_runs(tenant=tenant),
+            "entries": audit_log_list(target=slug)[:AUDIT_LOG_PAGE_SIZE],
+        },
     )
 
 

@@ -341,3 +341,22 @@ def test_last_import_is_the_newest_successful_run(make_tenant):
         ImportRun.objects.create(data_source=source, dataset="sales", status="failed", finished_at=timezone.now())
     [health] = [row for row in tenant_health_list() if row.tenant.pk == tenant.pk]
     assert health.last_import_at == done
+
+
+def test_tenant_page_lists_import_runs_of_every_source(staff_console, make_tenant):
+    from integrations.models import DataSource, ImportRun
+
+    tenant = make_tenant()
+    with tenant_context(tenant):
+        files = DataSource.objects.create(kind=DataSource.Kind.FILE, name="1C export")
+        moysklad = DataSource.objects.create(kind=DataSource.Kind.MOYSKLAD, name="MoySklad")
+        ImportRun.objects.create(
+            data_source=files, dataset="sales", status="failed", rows_read=10, rows_rejected=3, message="3 bad rows"
+        )
+        ImportRun.objects.create(
+            data_source=moysklad, dataset="retaildemand", status="succeeded", rows_read=42, rows_written=42
+        )
+    page = staff_console.get(f"/tenants/{tenant.slug}/").content.decode()
+    history = page[page.index("Import history") : page.index("Audit log", page.index("Import history"))]
+    assert "1C export" in history and "MoySklad" in history and "3 bad rows" in history
+    assert history.index("retaildemand") < history.index("1C export")  # newest first
