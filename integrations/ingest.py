@@ -46,30 +46,6 @@ class SalesLine:
     promo_code: str = ""
 
 
-# Column order of the rows this module writes to ``sales_lines``.
-SALES_LINE_COLUMNS = (
-    "order_id",
-    "line_no",
-    "ts",
-    "customer_id",
-    "store",
-    "employee",
-    "channel",
-    "product_id",
-    "product_name",
-    "category",
-    "brand",
-    "qty",
-    "price",
-    "discount",
-    "amount",
-    "is_return",
-    "promo_code",
-    "source",
-    "version",
-)
-
-
 @dataclass(frozen=True, slots=True)
 class Customer:
     """A customer record: the PII part goes to Postgres, the rest to ClickHouse."""
@@ -137,19 +113,6 @@ def sales_lines_write(lines: Iterable[SalesLine], *, source: str, tenant_id: int
     return tenant_insert("sales_lines", rows, SALES_LINE_COLUMNS, tenant_id=tenant_id)
 
 
-CUSTOMER_ATTRIBUTE_COLUMNS = (
-    "customer_id",
-    "created_at",
-    "gender",
-    "birth_year",
-    "city",
-    "home_store",
-    "loyalty_program",
-    "email_reachable",
-    "sms_reachable",
-    "source",
-    "version",
-)
 # created_at when the source does not give it.
 UNKNOWN_CREATED_AT = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -250,19 +213,6 @@ class MessageEvent:
     channel: str = ""  # one of MESSAGE_CHANNELS
 
 
-MESSAGE_EVENT_COLUMNS = (
-    "event_id",
-    "ts",
-    "customer_id",
-    "mailing_id",
-    "campaign_id",
-    "channel",
-    "event_type",
-    "source",
-    "version",
-)
-
-
 @dataclass(slots=True)
 class WebEvent:
     """One step of a web or app visit: visit, category_view, product_view, add_to_cart, checkout."""
@@ -275,20 +225,6 @@ class WebEvent:
     platform: str = "web"  # one of WEB_PLATFORMS
     category: str = ""
     product_id: str = ""
-
-
-WEB_EVENT_COLUMNS = (
-    "event_id",
-    "ts",
-    "customer_id",
-    "session_id",
-    "event_type",
-    "platform",
-    "category",
-    "product_id",
-    "source",
-    "version",
-)
 
 
 def message_events_write(events: Iterable[MessageEvent], *, source: str, tenant_id: int | None = None) -> int:
@@ -324,7 +260,7 @@ def web_events_write(events: Iterable[WebEvent], *, source: str, tenant_id: int 
 
 # --- Columnar bulk path (file imports, generators): whole Arrow batches, all in one INSERT ---------------------
 
-# Arrow types of the ``sales_lines`` columns this module writes (SALES_LINE_COLUMNS order).
+# Arrow types and order of the columns this module writes to each fact table; the *_COLUMNS tuples derive from them.
 SALES_LINE_SCHEMA = pa.schema(
     [
         ("order_id", pa.string()),
@@ -348,6 +284,7 @@ SALES_LINE_SCHEMA = pa.schema(
         ("version", pa.uint64()),
     ]
 )
+SALES_LINE_COLUMNS = tuple(SALES_LINE_SCHEMA.names)
 CUSTOMER_ATTRIBUTE_SCHEMA = pa.schema(
     [
         ("customer_id", pa.string()),
@@ -363,6 +300,7 @@ CUSTOMER_ATTRIBUTE_SCHEMA = pa.schema(
         ("version", pa.uint64()),
     ]
 )
+CUSTOMER_ATTRIBUTE_COLUMNS = tuple(CUSTOMER_ATTRIBUTE_SCHEMA.names)
 
 
 # Skipping the merge of equal keys inside the inserted block halves the insert's time; a bulk write
@@ -478,6 +416,7 @@ MESSAGE_EVENT_SCHEMA = pa.schema(
         ("version", pa.uint64()),
     ]
 )
+MESSAGE_EVENT_COLUMNS = tuple(MESSAGE_EVENT_SCHEMA.names)
 WEB_EVENT_SCHEMA = pa.schema(
     [
         ("event_id", pa.string()),
@@ -492,6 +431,7 @@ WEB_EVENT_SCHEMA = pa.schema(
         ("version", pa.uint64()),
     ]
 )
+WEB_EVENT_COLUMNS = tuple(WEB_EVENT_SCHEMA.names)
 # Columns of a contacts table for ``contacts_copy``: Contact's fields, ``created_at`` a UTC timestamp.
 CONTACT_COLUMNS = (
     "customer_id",
