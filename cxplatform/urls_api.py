@@ -1,6 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from analytics.api import AnalysisListApi, AnalysisRunApi
 from integrations.events.api import EventsIngestApi
 from integrations.files.api import FileImportApi
 from tenants.accounts.api import WhoAmIApi
@@ -10,5 +11,7 @@ urlpatterns = [
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema", permission_classes=[]), name="api-docs"),
     path("me/", WhoAmIApi.as_view(), name="api-me"),
     path("events", EventsIngestApi.as_view(), name="api-events"),
+    path("analyses/", AnalysisListApi.as_view(), name="api-analyses"),
+    path("analyses/<slug:name>", AnalysisRunApi.as_view(), name="api-analysis"),
     path("imports", FileImportApi.as_view(), name="api-imports"),
 ]
