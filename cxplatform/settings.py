@@ -133,8 +133,13 @@ if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Query results: keys name their tenant and its data version themselves (analytics/selectors.py),
+# so they skip django-tenants' schema prefix and work the same inside and outside a tenant.
+CACHES["analytics"] = {**CACHES["default"], "KEY_PREFIX": "analytics"}
 CACHES["default"]["KEY_FUNCTION"] = "django_tenants.cache.make_key"
 CACHES["default"]["REVERSE_KEY_FUNCTION"] = "django_tenants.cache.reverse_key"
+# Seconds a query result is kept (0 turns the cache off; benchmarks run with it off).
+ANALYTICS_QUERY_CACHE_SECONDS = env.int("ANALYTICS_QUERY_CACHE_SECONDS", default=3600)
 
 # --- Auth ---------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = ["tenants.accounts.backends.RoleBackend"]

@@ -20,6 +20,7 @@ CLICKHOUSE_DATABASE = "test_cxplatform"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # A fresh cache namespace per test run: with Redis the cache outlives the run (login lockouts, …).
 CACHES["default"]["KEY_PREFIX"] = f"test-{uuid.uuid4().hex[:8]}"  # noqa: F405
+CACHES["analytics"]["KEY_PREFIX"] = f"analytics-test-{uuid.uuid4().hex[:8]}"  # noqa: F405
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405  (WhiteNoise warns when it is missing)
 # Tests read English unless they ask for Russian (tests/test_i18n.py does); the product defaults to ru.
 LANGUAGE_CODE = "en"

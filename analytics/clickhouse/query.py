@@ -21,6 +21,7 @@ from django.db import connection
 from django_tenants.utils import get_public_schema_name
 
 from analytics.clickhouse.client import get_client
+from analytics.data_version import data_version_bump
 
 TENANT_PLACEHOLDER = "{tenant_id:UInt32}"
 # A literal tenant id in a statement bypasses the binding; refuse it outright.
@@ -87,6 +88,7 @@ def tenant_insert(
     data = [(resolved, *row) for row in rows]
     if data:
         get_client().insert(table, data, column_names=["tenant_id", *column_names], settings=settings or {})
+        data_version_bump(resolved)
     return len(data)
 
 
@@ -125,6 +127,7 @@ def tenant_insert_arrow(
         if rows:
             spool.seek(0)
             get_client().raw_insert(table, writer.schema.names, spool, settings=settings or {}, fmt="Parquet")
+            data_version_bump(resolved)
     return rows
 
 
@@ -160,6 +163,7 @@ def tenant_insert_arrow_stream(
                 writer.write_batch(batch)
         data = pa.BufferReader(stream.getvalue())
         get_client().raw_insert(table, batches[0].schema.names, data, settings=settings or {}, fmt="ArrowStream")
+        data_version_bump(resolved)
     return sum(batch.num_rows for batch in batches)
 
 
@@ -178,3 +182,4 @@ def tenant_command(
     _check_statement(sql, params)
     bound = {**(params or {}), "tenant_id": _resolve_tenant(tenant_id)}
     get_client().command(sql, parameters=bound, settings={**QUERY_SETTINGS, **(settings or {})})
+    data_version_bump(bound["tenant_id"])

@@ -1,0 +1,300 @@
+"""Compiles a metric query to one parameterized ClickHouse statement per fact source.
+
+Each statement returns ``bucket``, one column per dimension (``d0``, ``d1`` …) and one per base
+metric (``m0`` …). Row sources (sales, messages, web, attributed orders) group their rows in the
+period by the bucket the event falls in (tenant's calendar). Stock sources (customers, contacts)
+evaluate every customer at each bucket with ARRAY JOIN over the buckets' UTC bounds, which is how
+"customer base at the period end" or "churned in the period" are defined. Every value is a bound
+parameter; the statement runs through analytics.clickhouse.query (``{tenant_id:UInt32}``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from analytics.periods import Granularity, Period, bucket_start, buckets
+from analytics.semantic.registry import Dimension, Metric, Source
+
+DATETIME = "DateTime64(3, 'UTC')"
+# Customer-level joins: added when a dimension or filter expression names the alias.
+CUSTOMER_JOINS = {
+    "attrs": (
+        "SELECT customer_id, city, gender, birth_year, home_store, loyalty_program"
+        " FROM customer_attributes FINAL WHERE tenant_id = {tenant_id:UInt32}"
+    ),
+    "acq": (
+        "SELECT customer_id, min(ts) AS first_order_ts FROM sales_lines FINAL"
+        " WHERE tenant_id = {tenant_id:UInt32} AND is_return = 0 AND customer_id != '' GROUP BY customer_id"
+    ),
+}
+ROW_TABLES = {
+    Source.SALES: ("sales_lines", "f"),
+    Source.MESSAGES: ("message_events", "m"),
+    Source.WEB: ("web_events", "w"),
+}
+BUCKET_OF_DAY = {
+    Granularity.DAY: "{day}",
+    Granularity.WEEK: "toMonday({day})",
+    Granularity.MONTH: "toStartOfMonth({day})",
+    Granularity.QUARTER: "toStartOfQuarter({day})",
+    Granularity.YEAR: "toStartOfYear({day})",
+}
+
+
+@dataclass(frozen=True)
+class Filter:
+    dimension: Dimension
+    values: tuple[str, ...]
+    exclude: bool = False
+
+
+@dataclass(frozen=True)
+class TenantSettings:
+    timezone: ZoneInfo
+    churn_window_days: int
+    attribution_window_days: int
+
+
+@dataclass(frozen=True)
+class CompiledQuery:
+    source: Source
+    sql: str
+    params: dict[str, Any]
+    metrics: tuple[Metric, ...]
+    dimensions: tuple[Dimension, ...]
+    bucket_index: dict[str, int]  # row sources: the bucket's calendar start (ISO) → index in the buckets list
+
+
+def time_buckets(period: Period, granularity: Granularity | None) -> list[Period]:
+    return buckets(period, granularity) if granularity else [period]
+
+
+def compile_source(
+    source: Source,
+    metrics: tuple[Metric, ...],
+    dimensions: tuple[Dimension, ...],
+    filters: tuple[Filter, ...],
+    period: Period,
+    granularity: Granularity | None,
+    settings: TenantSettings,
+) -> CompiledQuery:
+    tz = settings.timezone
+    start, end = period.bounds(tz)
+    params: dict[str, Any] = {"tz": tz.key, "ref_year": period.end.year, "start": start, "end": end}
+    where = []
+    for number, condition in enumerate(filters):
+        params[f"filter{number}"] = list(condition.values)
+        operator = "NOT IN" if condition.exclude else "IN"
+        where.append((condition.dimension, f"{{expr}} {operator} {{filter{number}:Array(String)}}"))
+    periods = time_buckets(period, granularity)
+    bucket_index = {}
+    if source in (Source.CUSTOMERS, Source.CONTACTS):
+        _bind_bucket_bounds(params, periods, granularity, tz)
+        params["churn_days"] = settings.churn_window_days
+        build = _customers_sql if source is Source.CUSTOMERS else _contacts_sql
+        sql = build(metrics, dimensions, where)
+    else:
+        bucket_index = {bucket_start(bucket.start, granularity).isoformat(): i for i, bucket in enumerate(periods)}
+        if source is Source.ATTRIBUTION:
+            params["attribution_days"] = settings.attribution_window_days
+            params["touch_start"] = start - timedelta(days=settings.attribution_window_days)
+            sql = _attribution_sql(metrics, dimensions, where, granularity)
+        else:
+            sql = _rows_sql(source, metrics, dimensions, where, granularity)
+    return CompiledQuery(source, sql, params, metrics, dimensions, bucket_index)
+
+
+def _bind_bucket_bounds(
+    params: dict[str, Any], periods: list[Period], granularity: Granularity | None, tz: ZoneInfo
+) -> None:
+    """Each bucket's UTC bounds, and the start of the window before it (the previous calendar bucket)."""
+    params["b_starts"] = [bucket.bounds(tz)[0] for bucket in periods]
+    params["b_ends"] = [bucket.bounds(tz)[1] for bucket in periods]
+    previous = [_previous_bucket(bucket, granularity) for bucket in periods]
+    params["p_starts"] = [bucket.bounds(tz)[0] for bucket in previous]
+
+
+def _previous_bucket(bucket: Period, granularity: Granularity | None) -> Period:
+    """The previous calendar bucket (the previous month for a month) or, without granularity, the previous period."""
+    if granularity is None:
+        return bucket.previous()
+    day_before = bucket.start - timedelta(days=1)
+    return time_buckets(Period(bucket_start(day_before, granularity), day_before), granularity)[0]
+
+
+def _bucket_expression(ts: str, granularity: Granularity | None) -> str:
+    if granularity is None:
+        return "''"
+    day = f"toDate({ts}, {{tz:String}})"
+    return f"toString({BUCKET_OF_DAY[granularity].format(day=day)})"
+
+
+def _select_list(bucket: str, dimension_columns: list[str], metrics: tuple[Metric, ...]) -> str:
+    dims = [f"{expression} AS d{i}" for i, expression in enumerate(dimension_columns)]
+    values = [f"{metric.sql} AS m{i}" for i, metric in enumerate(metrics)]
+    return ", ".join([f"{bucket} AS bucket", *dims, *values])
+
+
+def _group_by(count: int) -> str:
+    return "GROUP BY " + ", ".join(["bucket", *(f"d{i}" for i in range(count))])
+
+
+def _joins(expressions: list[str], row_alias: str) -> str:
+    """LEFT JOIN the customer-level subqueries the expressions name."""
+    text = " ".join(expressions)
+    return "".join(
+        f" LEFT JOIN ({subquery}) AS {alias} ON {alias}.customer_id = {row_alias}.customer_id"
+        for alias, subquery in CUSTOMER_JOINS.items()
+        if f"{alias}." in text
+    )
+
+
+def _conditions(where: list[tuple[Dimension, str]], source: Source, keep: Any = None) -> list[str]:
+    """The filter conditions for ``source`` (only those ``keep(expression)`` accepts, when given)."""
+    conditions = []
+    for dimension, template in where:
+        expression = dimension.expressions[source]
+        if keep is None or keep(expression):
+            conditions.append(template.format(expr=expression))
+    return conditions
+
+
+def _rows_sql(
+    source: Source,
+    metrics: tuple[Metric, ...],
+    dimensions: tuple[Dimension, ...],
+    where: list[tuple[Dimension, str]],
+    granularity: Granularity | None,
+) -> str:
+    table, alias = ROW_TABLES[source]
+    dims = [dimension.expressions[source] for dimension in dimensions]
+    conditions = [
+        f"{alias}.tenant_id = {{tenant_id:UInt32}}",
+        f"{alias}.ts >= {{start:{DATETIME}}}",
+        f"{alias}.ts < {{end:{DATETIME}}}",
+        *_conditions(where, source),
+    ]
+    bucket = _bucket_expression(f"{alias}.ts", granularity)
+    joined = _joins(dims + conditions, alias)
+    return (
+        f"SELECT {_select_list(bucket, dims, metrics)}"
+        f" FROM {table} AS {alias} FINAL{joined} WHERE {' AND '.join(conditions)} {_group_by(len(dims))}"
+    )
+
+
+ATTRIBUTED_PAIRS = f"""
+SELECT touch.mailing_id AS mailing_id, touch.campaign_id AS campaign_id, touch.channel AS message_channel,
+       o.customer_id AS customer_id, o.order_id AS order_id, o.order_ts AS order_ts, o.amount AS amount
+FROM (
+    SELECT customer_id, order_id, min(ts) AS order_ts, sum(amount) AS amount
+    FROM sales_lines FINAL
+    WHERE tenant_id = {{tenant_id:UInt32}} AND is_return = 0 AND customer_id != ''
+      AND ts >= {{start:{DATETIME}}} AND ts < {{end:{DATETIME}}}
+    GROUP BY customer_id, order_id
+) AS o
+INNER JOIN (
+    SELECT customer_id, mailing_id, campaign_id, channel, ts
+    FROM message_events FINAL
+    WHERE tenant_id = {{tenant_id:UInt32}} AND event_type IN ('delivered', 'clicked')
+      AND ts >= {{touch_start:{DATETIME}}} AND ts < {{end:{DATETIME}}}
+) AS touch ON touch.customer_id = o.customer_id
+WHERE touch.ts <= o.order_ts AND o.order_ts < touch.ts + toIntervalDay({{attribution_days:UInt16}})
+"""
+
+
+def _attribution_sql(
+    metrics: tuple[Metric, ...],
+    dimensions: tuple[Dimension, ...],
+    where: list[tuple[Dimension, str]],
+    granularity: Granularity | None,
+) -> str:
+    """Attributed orders, one row per order and dimension values: an order touched by two mailings counts once
+    in the total and once for each mailing when sliced by mailing."""
+    dims = [dimension.expressions[Source.ATTRIBUTION] for dimension in dimensions]
+    conditions = _conditions(where, Source.ATTRIBUTION)
+    joined = _joins(dims + conditions, "a")
+    inner_dims = "".join(f", {expression} AS d{i}" for i, expression in enumerate(dims))
+    inner = (
+        f"SELECT {_bucket_expression('a.order_ts', granularity)} AS bucket{inner_dims}, a.order_id AS order_id,"
+        f" any(a.customer_id) AS customer_id, any(a.amount) AS amount"
+        f" FROM ({ATTRIBUTED_PAIRS}) AS a{joined}"
+        f"{' WHERE ' + ' AND '.join(conditions) if conditions else ''}"
+        f" {_group_by(len(dims))}, order_id"
+    )
+    outer_dims = [f"a.d{i}" for i in range(len(dims))]
+    return f"SELECT {_select_list('a.bucket', outer_dims, metrics)} FROM ({inner}) AS a {_group_by(len(dims))}"
+
+
+BUCKET_ARRAY_JOIN = (
+    f" ARRAY JOIN {{b_starts:Array({DATETIME})}} AS b_start, {{b_ends:Array({DATETIME})}} AS b_end,"
+    f" {{p_starts:Array({DATETIME})}} AS p_start, arrayEnumerate({{b_starts:Array({DATETIME})}}) AS bucket_number"
+)
+
+
+def _is_customer_level(expression: str) -> bool:
+    return any(f"{alias}." in expression for alias in CUSTOMER_JOINS)
+
+
+def _customers_sql(
+    metrics: tuple[Metric, ...], dimensions: tuple[Dimension, ...], where: list[tuple[Dimension, str]]
+) -> str:
+    """Each identified customer's order history within the slice, evaluated at every bucket.
+
+    Line dimensions (store, category …) split a customer's history (their history at that store);
+    customer-level ones (city, cohort …) are joined after. Orders after the last bucket's end are
+    not read: no metric looks past a bucket's end.
+    """
+    expressions = [dimension.expressions[Source.CUSTOMERS] for dimension in dimensions]
+    line_dims = [(i, e) for i, e in enumerate(expressions) if not _is_customer_level(e)]
+    line_select = "".join(f", {expression} AS d{i}" for i, expression in line_dims)
+    line_group = "".join(f", d{i}" for i, _expression in line_dims)
+    line_filters = _conditions(where, Source.CUSTOMERS, keep=lambda e: not _is_customer_level(e))
+    customer_filters = _conditions(where, Source.CUSTOMERS, keep=_is_customer_level)
+    conditions = [
+        "f.tenant_id = {tenant_id:UInt32}",
+        "f.customer_id != ''",
+        f"f.ts < arrayMax({{b_ends:Array({DATETIME})}})",
+        *line_filters,
+    ]
+    orders = (
+        f"SELECT f.customer_id AS customer_id{line_select}, f.order_id AS order_id, f.is_return AS is_return,"
+        f" min(f.ts) AS order_ts,"
+        f" sum(f.amount) AS amount FROM sales_lines AS f FINAL"
+        f" WHERE {' AND '.join(conditions)}"
+        f" GROUP BY customer_id{line_group}, order_id, is_return"
+    )
+    histories = (
+        f"SELECT customer_id{line_group}, arraySort(groupArrayIf(order_ts, is_return = 0)) AS orders,"
+        f" arraySort(groupArray((order_ts, amount))) AS money FROM ({orders})"
+        f" GROUP BY customer_id{line_group} HAVING notEmpty(orders)"
+    )
+    outer_dims = [f"h.d{i}" if not _is_customer_level(e) else e for i, e in enumerate(expressions)]
+    joined = _joins(outer_dims + customer_filters, "h")
+    where_sql = f" WHERE {' AND '.join(customer_filters)}" if customer_filters else ""
+    return (
+        f"SELECT {_select_list('toString(bucket_number)', outer_dims, metrics)}"
+        f" FROM ({histories}) AS h{BUCKET_ARRAY_JOIN}{joined}{where_sql} {_group_by(len(outer_dims))}"
+    )
+
+
+def _contacts_sql(
+    metrics: tuple[Metric, ...], dimensions: tuple[Dimension, ...], where: list[tuple[Dimension, str]]
+) -> str:
+    dims = [dimension.expressions[Source.CONTACTS] for dimension in dimensions]
+    conditions = ["c.tenant_id = {tenant_id:UInt32}", *_conditions(where, Source.CONTACTS)]
+    joined = _joins(dims + conditions, "c")
+    return (
+        f"SELECT {_select_list('toString(bucket_number)', dims, metrics)}"
+        f" FROM customer_attributes AS c FINAL{BUCKET_ARRAY_JOIN}{joined}"
+        f" WHERE {' AND '.join(conditions)} {_group_by(len(dims))}"
+    )
+
+
+def bucket_number(compiled: CompiledQuery, bucket: str) -> int:
+    """The 0-based bucket of a result row: stock sources number buckets from 1, row sources name their start."""
+    if compiled.source in (Source.CUSTOMERS, Source.CONTACTS):
+        return int(bucket) - 1
+    return compiled.bucket_index.get(bucket, 0)
