@@ -88,7 +88,7 @@ def compile_source(
     for number, condition in enumerate(filters):
         params[f"filter{number}"] = list(condition.values)
         operator = "NOT IN" if condition.exclude else "IN"
-        where.append((condition.dimension, f"{{expr}} {operator} {{filter{number}:Array(String)}}"))
+        where.append((condition.dimension, f"{operator} {{filter{number}:Array(String)}}"))
     periods = time_buckets(period, granularity)
     bucket_index = {}
     if source in (Source.CUSTOMERS, Source.CONTACTS):
@@ -110,11 +110,13 @@ def compile_source(
 def _bind_bucket_bounds(
     params: dict[str, Any], periods: list[Period], granularity: Granularity | None, tz: ZoneInfo
 ) -> None:
-    """Each bucket's UTC bounds, and the start of the window before it (the previous calendar bucket)."""
-    params["b_starts"] = [bucket.bounds(tz)[0] for bucket in periods]
-    params["b_ends"] = [bucket.bounds(tz)[1] for bucket in periods]
-    previous = [_previous_bucket(bucket, granularity) for bucket in periods]
-    params["p_starts"] = [bucket.bounds(tz)[0] for bucket in previous]
+    """Each bucket's local days ``[b_start, b_end)``, and the start of the window before it (the previous
+    calendar bucket). Stock sources compare local order days with them, which is exact: bucket bounds are
+    local midnights. ``horizon`` is the UTC end of the last bucket: no metric looks past it."""
+    params["b_starts"] = [bucket.start for bucket in periods]
+    params["b_ends"] = [bucket.end + timedelta(days=1) for bucket in periods]
+    params["p_starts"] = [_previous_bucket(bucket, granularity).start for bucket in periods]
+    params["horizon"] = periods[-1].bounds(tz)[1]
 
 
 def _previous_bucket(bucket: Period, granularity: Granularity | None) -> Period:
@@ -153,12 +155,15 @@ def _joins(expressions: list[str], row_alias: str) -> str:
 
 
 def _conditions(where: list[tuple[Dimension, str]], source: Source, keep: Any = None) -> list[str]:
-    """The filter conditions for ``source`` (only those ``keep(expression)`` accepts, when given)."""
+    """The filter conditions for ``source`` (only those ``keep(expression)`` accepts, when given).
+
+    ``where`` pairs a dimension with its test, e.g. ``IN {filter0:Array(String)}``.
+    """
     conditions = []
-    for dimension, template in where:
+    for dimension, test in where:
         expression = dimension.expressions[source]
         if keep is None or keep(expression):
-            conditions.append(template.format(expr=expression))
+            conditions.append(f"{expression} {test}")
     return conditions
 
 
@@ -229,8 +234,8 @@ def _attribution_sql(
 
 
 BUCKET_ARRAY_JOIN = (
-    f" ARRAY JOIN {{b_starts:Array({DATETIME})}} AS b_start, {{b_ends:Array({DATETIME})}} AS b_end,"
-    f" {{p_starts:Array({DATETIME})}} AS p_start, arrayEnumerate({{b_starts:Array({DATETIME})}}) AS bucket_number"
+    " ARRAY JOIN {b_starts:Array(Date)} AS b_start, {b_ends:Array(Date)} AS b_end,"
+    " {p_starts:Array(Date)} AS p_start, arrayEnumerate({b_starts:Array(Date)}) AS bucket_number"
 )
 
 
@@ -256,19 +261,19 @@ def _customers_sql(
     conditions = [
         "f.tenant_id = {tenant_id:UInt32}",
         "f.customer_id != ''",
-        f"f.ts < arrayMax({{b_ends:Array({DATETIME})}})",
+        f"f.ts < {{horizon:{DATETIME}}}",
         *line_filters,
     ]
     orders = (
         f"SELECT f.customer_id AS customer_id{line_select}, f.order_id AS order_id, f.is_return AS is_return,"
-        f" min(f.ts) AS order_ts,"
+        " toDate(min(f.ts), {tz:String}) AS order_day,"
         f" sum(f.amount) AS amount FROM sales_lines AS f FINAL"
         f" WHERE {' AND '.join(conditions)}"
         f" GROUP BY customer_id{line_group}, order_id, is_return"
     )
     histories = (
-        f"SELECT customer_id{line_group}, arraySort(groupArrayIf(order_ts, is_return = 0)) AS orders,"
-        f" arraySort(groupArray((order_ts, amount))) AS money FROM ({orders})"
+        f"SELECT customer_id{line_group}, arraySort(groupArrayIf(order_day, is_return = 0)) AS orders,"
+        f" arraySort(groupArray((order_day, amount))) AS money FROM ({orders})"
         f" GROUP BY customer_id{line_group} HAVING notEmpty(orders)"
     )
     outer_dims = [f"h.d{i}" if not _is_customer_level(e) else e for i, e in enumerate(expressions)]
@@ -280,16 +285,23 @@ def _customers_sql(
     )
 
 
+# Contacts with the local day they joined on, compared with the buckets' local days.
+CONTACT_DAYS = (
+    "SELECT *, toDate(created_at, {tz:String}) AS created_day"
+    " FROM customer_attributes FINAL WHERE tenant_id = {tenant_id:UInt32}"
+)
+
+
 def _contacts_sql(
     metrics: tuple[Metric, ...], dimensions: tuple[Dimension, ...], where: list[tuple[Dimension, str]]
 ) -> str:
     dims = [dimension.expressions[Source.CONTACTS] for dimension in dimensions]
-    conditions = ["c.tenant_id = {tenant_id:UInt32}", *_conditions(where, Source.CONTACTS)]
+    conditions = _conditions(where, Source.CONTACTS)
     joined = _joins(dims + conditions, "c")
     return (
         f"SELECT {_select_list('toString(bucket_number)', dims, metrics)}"
-        f" FROM customer_attributes AS c FINAL{BUCKET_ARRAY_JOIN}{joined}"
-        f" WHERE {' AND '.join(conditions)} {_group_by(len(dims))}"
+        f" FROM ({CONTACT_DAYS}) AS c{BUCKET_ARRAY_JOIN}{joined}"
+        f"{' WHERE ' + ' AND '.join(conditions) if conditions else ''} {_group_by(len(dims))}"
     )
 
 

@@ -1,9 +1,10 @@
 """Every metric of the semantic layer (DESIGN §5; the groups of seed 002).
 
 Base metrics are aggregates over one source's rows (aliases in dimensions.py). The customers
-and contacts sources are evaluated once per bucket: ``b_start``/``b_end`` bound the bucket,
-``p_start`` starts the window before it (``[p_start, b_start)``), ``h.orders`` is a customer's
-sorted sale-order times and ``h.money`` their (time, net amount) per order, returns included.
+and contacts sources are evaluated once per bucket, on local days (tenant's timezone):
+``[b_start, b_end)`` is the bucket, ``[p_start, b_start)`` the window before it, ``h.orders`` a
+customer's sorted sale-order days and ``h.money`` their (day, net amount) per order, returns
+included; ``c.created_day`` the day a contact joined.
 """
 
 from __future__ import annotations
@@ -18,14 +19,13 @@ IDENTIFIED_SALE = "f.is_return = 0 AND f.customer_id != ''"
 IN_BASE = "h.orders[1] < b_end"
 BOUGHT_IN_BUCKET = "arrayExists(x -> x >= b_start AND x < b_end, h.orders)"
 BOUGHT_BEFORE_BUCKET = "arrayExists(x -> x >= p_start AND x < b_start, h.orders)"
-# A customer churns W days after an order not followed by another within those W days.
+# A customer churns on the day W days after an order day not followed by another order within those W days.
 CHURNED_IN_BUCKET = (
-    "arrayExists((x, following) -> x + toIntervalDay({churn_days:UInt16}) >= b_start"
-    " AND x + toIntervalDay({churn_days:UInt16}) < b_end"
-    " AND following > x + toIntervalDay({churn_days:UInt16}),"
-    " h.orders, arrayPushBack(arrayPopFront(h.orders), toDateTime64('2200-01-01 00:00:00', 3, 'UTC')))"
+    "arrayExists((x, following) -> x + {churn_days:UInt16} >= b_start"
+    " AND x + {churn_days:UInt16} < b_end AND following > x + {churn_days:UInt16},"
+    " h.orders, arrayPushBack(arrayPopFront(h.orders), toDate('2149-01-01')))"
 )
-CONTACT_EXISTS = "c.created_at < b_end"
+CONTACT_EXISTS = "c.created_day < b_end"
 
 
 def _base(id, label, group, unit, source, sql, formula, decimals=0) -> Metric:
@@ -223,7 +223,8 @@ METRICS: tuple[Metric, ...] = (
         Unit.COUNT,
         CU,
         f"countIf({CHURNED_IN_BUCKET})",
-        "customers whose order + churn window (tenant setting) falls in the period with no order in between",
+        "customers with an order day D where D + churn window (tenant setting, days) is in the period"
+        " and no order in (D, D + window]",
     ),
     _ratio("churn_rate", _("Churn rate"), Group.CRM, Unit.PERCENT, "churned_customers", "customer_base_start"),
     _base(
@@ -283,7 +284,7 @@ METRICS: tuple[Metric, ...] = (
         Group.CUSTOMER_BASE,
         Unit.COUNT,
         CO,
-        "countIf(c.created_at >= b_start AND c.created_at < b_end)",
+        "countIf(c.created_day >= b_start AND c.created_day < b_end)",
         "customers created in the period",
     ),
     _base(

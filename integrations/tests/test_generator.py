@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django_tenants.utils import tenant_context
 
 from analytics.clickhouse.query import tenant_query
@@ -100,6 +101,33 @@ def test_generating_again_replaces_instead_of_adding(make_tenant):
         written = sum(count for count, _hash in once.values()) + 300  # facts and contacts
         assert all(run.rows_written == written and run.progress == 1.0 for run in runs)
         assert DataSource.objects.get(kind=DataSource.Kind.DEMO).config["seed"] == 5
+
+
+def contact_index_names() -> set[str]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename = %s",
+            [Contact._meta.db_table],
+        )
+        return {name for (name,) in cursor.fetchall()}
+
+
+def test_contact_indexes_are_built_after_the_load_and_rebuilt_if_missing(make_tenant):
+    """Into an empty table the e-mail and phone indexes are dropped for the load and built at its end."""
+    tenant = make_tenant()
+    arguments = {"tenant": tenant, "customers": 50, "seed": 3, "months": 3, "end_day": END_DAY}
+    declared = {index.name for index in Contact._meta.indexes}
+    demo_data_generate(**arguments)
+    with tenant_context(tenant):
+        assert declared <= contact_index_names()
+        email_index = next(index for index in Contact._meta.indexes if index.fields == ["email"])
+        with connection.schema_editor() as editor:  # as if a run had died with its indexes dropped
+            editor.remove_index(Contact, email_index)
+        assert email_index.name not in contact_index_names()
+    demo_data_generate(**arguments)
+    with tenant_context(tenant):
+        assert declared <= contact_index_names()
+        assert Contact.objects.filter(email=Contact.objects.exclude(email="").first().email).exists()
 
 
 @pytest.mark.parametrize(

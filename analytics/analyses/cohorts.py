@@ -1,0 +1,138 @@
+"""Acquisition cohorts (seeds 000, 001): customers by the month they came, and how they bought afterwards.
+
+A customer's cohort is the local month (or week) of their first identified purchase ever, in the
+tenant's timezone. Cell (cohort, k) is the k-th calendar bucket after the cohort's own (k = 0 is the
+acquisition month): active customers (an identified purchase in it), retention = active / cohort
+size, net revenue of the cohort's customers in it (a return nets out in the bucket it happens in, as
+in the ``revenue`` metric), revenue per cohort customer, and LTV = revenue of buckets 0 … k / cohort
+size. Cohorts are the buckets from ``from`` to ``to``, and activity is observed up to ``to`` too, so
+a later cohort has fewer periods: the matrix is the usual triangle.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from dateutil.relativedelta import relativedelta
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from analytics.analyses.base import Analysis, InsufficientDataError, Param
+from analytics.clickhouse.query import tenant_query
+from analytics.periods import Granularity, Period, bucket_start, buckets, parse_period, tenant_timezone, tenant_today
+from analytics.semantic.compiler import BUCKET_OF_DAY
+
+METRICS = ("customers", "retention", "revenue", "revenue_per_customer", "ltv")
+GRANULARITIES = (Granularity.MONTH.value, Granularity.WEEK.value)
+CENT = Decimal("0.01")
+
+
+def decimal_ratio(numerator: int | Decimal, denominator: int | Decimal, *, scale: int = 1) -> Decimal | None:
+    """``numerator × scale / denominator`` to the cent (half up); None when there is nothing to divide by."""
+    if not denominator:
+        return None
+    return (Decimal(numerator) * scale / Decimal(denominator)).quantize(CENT, ROUND_HALF_UP)
+
+
+def _cohorts_sql(granularity: Granularity) -> str:
+    """Per (cohort, bucket): active customers and net revenue of the customers acquired in ``[start, end)``."""
+    bucket_of = BUCKET_OF_DAY[granularity]
+    cohort = bucket_of.format(day="toDate(min(ts), {tz:String})")
+    bucket = bucket_of.format(day="toDate(s.ts, {tz:String})")
+    return f"""
+SELECT cohort, bucket, uniqExactIf(customer_id, is_return = 0) AS active, sum(amount) AS revenue
+FROM (
+    SELECT s.customer_id AS customer_id, s.is_return AS is_return, s.amount AS amount,
+           acquired.cohort AS cohort, {bucket} AS bucket
+    FROM sales_lines AS s FINAL
+    INNER JOIN (
+        SELECT customer_id, {cohort} AS cohort
+        FROM sales_lines FINAL
+        WHERE tenant_id = {{tenant_id:UInt32}} AND customer_id != '' AND is_return = 0
+        GROUP BY customer_id
+        HAVING min(ts) >= {{start:DateTime64(3, 'UTC')}} AND min(ts) < {{end:DateTime64(3, 'UTC')}}
+    ) AS acquired ON s.customer_id = acquired.customer_id
+    WHERE s.tenant_id = {{tenant_id:UInt32}} AND s.customer_id != ''
+      AND s.ts >= {{start:DateTime64(3, 'UTC')}} AND s.ts < {{end:DateTime64(3, 'UTC')}}
+)
+-- A return before the first purchase (of a receipt bought anonymously) belongs to no cohort cell.
+WHERE bucket >= cohort
+GROUP BY cohort, bucket
+"""
+
+
+def cohorts_compute(params: dict[str, Any]) -> dict[str, Any]:
+    granularity = Granularity(params["granularity"])
+    requested = parse_period(params["from"], params["to"])
+    # Cohorts are whole buckets: a ``from`` inside a month still takes that month's first customers.
+    period = Period(bucket_start(requested.start, granularity), requested.end)
+    tz = tenant_timezone()
+    start, end = period.bounds(tz)
+    rows = tenant_query(_cohorts_sql(granularity), {"tz": tz.key, "start": start, "end": end}).result_rows
+    activity = {(cohort, bucket): (active, revenue) for cohort, bucket, active, revenue in rows}
+    if not activity:
+        raise InsufficientDataError(
+            _(
+                "No customer made a first identified purchase between %(from)s and %(to)s, so there are no "
+                "cohorts to show. Choose a range with identified sales."
+            )
+            % {"from": period.start, "to": period.end},
+            {"from": str(period.start), "to": str(period.end)},
+        )
+    starts = [bucket_start(bucket.start, granularity) for bucket in buckets(period, granularity)]
+    cohorts, matrix, cells = [], [], []
+    for number, cohort in enumerate(starts):
+        # Every customer of a cohort is active in its first bucket: that is where their first purchase is.
+        size = activity.get((cohort, cohort), (0, Decimal(0)))[0]
+        cohorts.append({"cohort": cohort, "size": size})
+        row: list[Any] = [None] * len(starts)
+        cumulative = Decimal(0)
+        for offset, bucket in enumerate(starts[number:] if size else []):
+            active, revenue = activity.get((cohort, bucket), (0, Decimal(0)))
+            cumulative += revenue
+            cell = {
+                "cohort": cohort,
+                "period": offset,
+                "customers": active,
+                "retention": decimal_ratio(active, size, scale=100),
+                "revenue": revenue,
+                "revenue_per_customer": decimal_ratio(revenue, size),
+                "ltv": decimal_ratio(cumulative, size),
+            }
+            cells.append(cell)
+            row[offset] = cell[params["metric"]]
+        matrix.append(row)
+    return {
+        "granularity": granularity.value,
+        "metric": params["metric"],
+        "period": period.as_json(),
+        "customers": sum(cohort["size"] for cohort in cohorts),
+        "cohorts": cohorts,
+        "periods": list(range(len(starts))),
+        "matrix": matrix,
+        "cells": cells,
+    }
+
+
+def _a_year_ago() -> date:
+    """The first day of the month eleven months back: with the current month, the last 12 months."""
+    return (tenant_today() - relativedelta(months=11)).replace(day=1)
+
+
+ANALYSIS = Analysis(
+    name="cohorts",
+    label=gettext_lazy("Cohorts"),
+    description=gettext_lazy(
+        "Customers grouped by the month of their first purchase: how many bought again in each following "
+        "month, their revenue and cumulative LTV."
+    ),
+    compute=cohorts_compute,
+    params=(
+        Param("from", date, _a_year_ago, "First cohort: the month (or week) holding this date."),
+        Param("to", date, tenant_today, "Last cohort and the end of the observed activity (included)."),
+        Param("metric", str, "retention", "The value of the heatmap matrix.", choices=METRICS),
+        Param("granularity", str, Granularity.MONTH.value, "Cohort and period length.", choices=GRANULARITIES),
+    ),
+)
