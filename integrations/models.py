@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.db import models
+from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 
@@ -89,11 +90,18 @@ class ImportRun(models.Model):
     errors = models.JSONField(default=list, blank=True)
     message = models.TextField(blank=True)
     started_at = models.DateTimeField(auto_now_add=True)
+    # The run's last sign of life: set by every save, and passed along by every QuerySet.update of its
+    # progress. A running run silent for IMPORT_RUN_STUCK_MINUTES lost its worker (integrations.maintenance).
+    heartbeat_at = models.DateTimeField(auto_now=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-started_at"]
-        indexes = [models.Index(fields=["data_source", "-started_at"])]
+        indexes = [
+            models.Index(fields=["data_source", "-started_at"]),
+            # The stuck-run sweep reads only running runs: a few rows among millions of finished ones.
+            models.Index(fields=["heartbeat_at"], condition=Q(status="running"), name="import_run_running_heartbeat"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.data_source} {self.dataset} {self.status}"

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.core.validators import RegexValidator
 from django.db import models
+from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 from django_tenants.models import DomainMixin, TenantMixin
 
@@ -73,7 +74,11 @@ class JobRun(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["tenant", "status", "-started_at"])]
+        indexes = [
+            models.Index(fields=["tenant", "status", "-started_at"]),
+            # The stuck-job sweep reads only runs still marked started.
+            models.Index(fields=["started_at"], condition=Q(status="started"), name="job_run_started_since"),
+        ]
         ordering = ["-started_at"]
 
     def __str__(self) -> str:

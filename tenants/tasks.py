@@ -45,6 +45,20 @@ def invitations_purge_expired_task() -> int:
     return invitations_purge_expired()
 
 
+@shared_task(ignore_result=True)
+def job_runs_fail_stuck_task() -> int:
+    from tenants.maintenance import job_runs_fail_stuck
+
+    return job_runs_fail_stuck()
+
+
+@shared_task(ignore_result=True)
+def job_runs_delete_old_task() -> int:
+    from tenants.maintenance import job_runs_delete_old
+
+    return job_runs_delete_old()
+
+
 @shared_task(bind=True, ignore_result=True)
 def tenants_fan_out_task(self, task_name: str, spread_seconds: float = 60) -> int:
     """Send ``task_name`` once per client tenant, inside its schema; return how many were sent.

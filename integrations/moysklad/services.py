@@ -109,7 +109,9 @@ def moysklad_sync(*, data_source: DataSource, full: bool = False, client: MoySkl
             watermarks=data_source.watermarks,
             save_watermarks=save_watermarks,
             page_size=int(data_source.config.get("page_size", EXPAND_LIMIT)),
-            progress=lambda fraction: ImportRun.objects.filter(pk=run.pk).update(progress=fraction),
+            progress=lambda fraction: ImportRun.objects.filter(pk=run.pk).update(
+                progress=fraction, heartbeat_at=timezone.now()
+            ),
         )
         try:
             importer.run(full=full)
