@@ -169,6 +169,7 @@ def main() -> None:
             raise SystemExit(f"POST failed with {response.status_code}: {response.content[:500]!r}")
 
     send(warmup[0])  # first-request costs (URL resolver, ClickHouse insert contexts) are not throughput
+    load_before = os.getloadavg()[0]
     durations = []
     started, cpu_started = time.perf_counter(), time.process_time()
     for body in bodies:
@@ -196,6 +197,7 @@ def main() -> None:
     print(f"mix={args.mix} events={args.events:,} batch={args.batch:,} items by type={counts}")
     print(f"sales lines written: {written['sales_lines']:,}")
     print(f"wall {elapsed:.2f} s: {args.events / elapsed:,.0f} events/s")
+    print(f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after")
     print(f"cpu {cpu:.2f} s (this process, all threads): {args.events / cpu:,.0f} events per CPU-second")
     print(
         f"per batch: median {statistics.median(durations) * 1000:.0f} ms, "

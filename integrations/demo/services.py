@@ -237,7 +237,7 @@ def _generate_into(
             writing = clickhouse.submit(_facts_write, batches.facts, tenant_id=tenant.pk)
             count({"contacts": contacts_copy(batches.contacts)})
             ImportRun.objects.filter(pk=run.pk).update(
-                rows_read=written, rows_written=written, progress=number / plan.chunks
+                rows_read=written, rows_written=written, progress=number / plan.chunks, heartbeat_at=timezone.now()
             )
             if progress:
                 progress(number + 1, plan.chunks, written)

@@ -23,6 +23,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import cached_property
@@ -51,6 +52,8 @@ EARLIEST_TS = datetime(1970, 1, 1, tzinfo=UTC)
 # Timestamps up to this far ahead of our clock pass (the sender's clock may run fast).
 CLOCK_SKEW = timedelta(days=1)
 CENT = Decimal("0.01")
+# Numeric strings each amount field remembers as accepted (then forgets, and starts again).
+ACCEPTED_NUMBERS_KEPT = 50_000
 
 
 class FieldInvalidError(Exception):
@@ -198,8 +201,18 @@ def amount(places: int, *, positive: bool = False, default: Decimal | None = Non
     """Money (``places=2``) or a quantity (``places=3``); exact, never negative, never rounded."""
     quantum = Decimal(1).scaleb(-places)
     limit = Decimal(10) ** (18 - places)  # Decimal(18, places) in ClickHouse
+    smallest_int = 1 if positive else 0
+    int_limit = int(limit)
+    accepted: dict[str, Decimal] = {}  # numeric strings that passed: prices and discounts repeat a lot
 
     def parse(value: Any, ctx: ParseContext) -> Decimal:
+        kind = type(value)
+        if kind is str:
+            known = accepted.get(value)
+            if known is not None:
+                return known
+        elif kind is int and smallest_int <= value < int_limit:  # a whole number in range: nothing else to check
+            return Decimal(value)
         number = _decimal(value)
         if not number.is_finite() or abs(number) >= limit:
             raise FieldInvalidError(_("is not a finite number below %(limit)s") % {"limit": f"{limit:,.0f}"})
@@ -209,6 +222,10 @@ def amount(places: int, *, positive: bool = False, default: Decimal | None = Non
             raise FieldInvalidError(
                 _("must be greater than 0") if positive else _("must not be negative; send a return as is_return: true")
             )
+        if kind is str:
+            if len(accepted) >= ACCEPTED_NUMBERS_KEPT:
+                accepted.clear()
+            accepted[value] = number
         return number
 
     schema = {
@@ -494,13 +511,41 @@ FLAT_LINE_FIELDS: dict[str, Field] = {
     "line_no": line_number(required=True, description="With order_id, the line's identity."),
     **LINE_FIELDS,
 }
-_SALES_HEADER = tuple(name for name in ORDER_HEADER_FIELDS if name != "event_id")
+# SalesLine's fields in order: orders build their lines by position, a third of the cost of named arguments.
+_SALES_LINE_FIELDS = ("order_id", "line_no", "ts", "amount", "customer_id", "store", "employee", "channel",
+                      "product_id", "product_name", "category", "brand", "qty", "price", "discount", "is_return",
+                      "promo_code")  # fmt: skip
+if tuple(f.name for f in dataclass_fields(SalesLine)) != _SALES_LINE_FIELDS:
+    raise ImportError("SalesLine's fields changed: update _SALES_LINE_FIELDS and _order_build.")
 
 
 def _order_build(values: dict[str, Any], problems: Problems, batch: ValidatedBatch) -> None:
-    header = {name: values[name] for name in _SALES_HEADER}
+    order_id, ts, customer_id, store = values["order_id"], values["ts"], values["customer_id"], values["store"]
+    employee, channel, is_return = values["employee"], values["channel"], values["is_return"]
+    promo_code = values["promo_code"]
+    append = batch.sales_lines.append
     for line in values["lines"]:
-        batch.sales_lines.append(SalesLine(**header, **line))
+        append(
+            SalesLine(  # by position, in _SALES_LINE_FIELDS order
+                order_id,
+                line["line_no"],
+                ts,
+                line["amount"],
+                customer_id,
+                store,
+                employee,
+                channel,
+                line["product_id"],
+                line["product_name"],
+                line["category"],
+                line["brand"],
+                line["qty"],
+                line["price"],
+                line["discount"],
+                is_return,
+                promo_code,
+            )
+        )
 
 
 def _order_line_build(values: dict[str, Any], problems: Problems, batch: ValidatedBatch) -> None:

@@ -21,14 +21,18 @@ in the same order, produces the same keys, so importing it again replaces rather
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from typing import TypeVar
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from django.utils import translation
 from django.utils.translation import gettext as _
 
 from integrations.files.columns import Dataset
@@ -59,6 +63,8 @@ SALES_TEXT_COLUMNS = ("customer_id", "store", "employee", "channel", "product_id
                       "promo_code")  # fmt: skip
 MONEY = pa.decimal128(18, MONEY_SCALE)
 QUANTITY = pa.decimal128(18, QTY_SCALE)
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -95,9 +101,9 @@ class ErrorReport:
 class _Batch:
     """One batch being parsed: its row numbers, which rows have errors so far, and those errors."""
 
-    def __init__(self, raw: RawBatch, report: ErrorReport, blank: np.ndarray):
+    def __init__(self, raw: RawBatch, room: int, blank: np.ndarray):
         self.row_numbers = raw.row_numbers
-        self.report = report
+        self.room = room  # errors the report may still keep: no check needs to keep more
         self.blank = blank  # blank rows are skipped, never reported
         self.bad = np.zeros(raw.num_rows, dtype=bool)
         self.errors: list[RowError] = []
@@ -106,6 +112,8 @@ class _Batch:
     def flag(self, mask: pa.Array | np.ndarray, column: str, values: pa.Array, reason: str) -> None:
         """Record ``reason`` for every row where ``mask`` is true."""
         if not isinstance(mask, np.ndarray):
+            if not pc.any(mask).as_py():  # the usual case: nothing to report
+                return
             mask = pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
         mask = mask & ~self.blank
         if mask.any():
@@ -119,8 +127,7 @@ class _Batch:
         indexes = indexes[keep]
         self.bad[indexes] = True
         self.error_count += len(indexes)
-        room = max(self.report.cap - len(self.report.errors), 0)
-        shown = indexes[:room]  # the report keeps the first errors by row: later ones of a check never make it
+        shown = indexes[: self.room]  # the report keeps the first errors by row: later ones of a check never make it
         texts = values.take(pa.array(shown, pa.int64())).to_pylist() if len(shown) else []
         for i, (index, text) in enumerate(zip(shown, texts, strict=True)):
             reason = reasons if isinstance(reasons, str) else reasons[i]
@@ -128,12 +135,12 @@ class _Batch:
                 RowError(row=int(self.row_numbers[index]), column=column, value=text or "", reason=reason)
             )
 
-    def report_errors(self) -> None:
-        """Hand this batch's errors to the report, in row order."""
+    def report_errors(self, report: ErrorReport) -> None:
+        """Hand this batch's errors to ``report``, in row order."""
         self.errors.sort(key=lambda error: error.row or 0)
         for error in self.errors:
-            self.report.add(error)
-        self.report.total += self.error_count - len(self.errors)
+            report.add(error)
+        report.total += self.error_count - len(self.errors)
 
 
 # --- Column parsers --------------------------------------------------------------------------------------------
@@ -141,7 +148,27 @@ class _Batch:
 
 def _text(values: pa.Array) -> pa.Array:
     """Trimmed strings, missing as ""."""
-    return pc.fill_null(pc.utf8_trim_whitespace(values), "")
+    trimmed = pc.utf8_trim_whitespace(values) if _may_have_edge_spaces(values) else values
+    return pc.fill_null(trimmed, "") if trimmed.null_count else trimmed
+
+
+# Bytes that may be (part of) whitespace at either end of a UTF-8 value: ASCII controls, space, DEL,
+# and every byte of a multi-byte character (Unicode spaces such as U+00A0 are among those).
+_EDGE_MAY_BE_SPACE = np.array([b <= 0x20 or b >= 0x7F for b in range(256)])
+
+
+def _may_have_edge_spaces(values: pa.Array) -> bool:
+    """Whether trimming could change a value: a check of each value's first and last byte, a fraction of a trim."""
+    if values.type != pa.string():
+        return True
+    _validity, offsets_buffer, data_buffer = values.buffers()
+    if data_buffer is None or data_buffer.size == 0:
+        return False
+    offsets = np.frombuffer(offsets_buffer, np.int32)[values.offset : values.offset + len(values) + 1]
+    data = np.frombuffer(data_buffer, np.uint8)
+    starts, ends = offsets[:-1], offsets[1:]
+    nonempty = ends > starts
+    return bool(_EDGE_MAY_BE_SPACE[data[starts[nonempty]]].any() or _EDGE_MAY_BE_SPACE[data[ends[nonempty] - 1]].any())
 
 
 def _present(text: pa.Array) -> pa.Array:
@@ -351,6 +378,41 @@ class ParsedBatch:
 
 
 @dataclass
+class _CheckedBatch:
+    columns: dict[str, pa.Array]  # sales lines: without line_no, which depends on the batches before
+    batch: _Batch
+
+
+def _map_ordered(function: Callable[[T], R], items: Iterable[T], *, workers: int) -> Iterator[R]:
+    """``map(function, items)``, computed on ``workers`` threads when more than one.
+
+    Results come in the order of ``items``; at most ``workers`` + 1 items are taken ahead, so memory
+    stays bounded whatever their number.
+    """
+    if workers <= 1:
+        yield from map(function, items)
+        return
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="file-import-check") as pool:
+        pending: deque[Future] = deque()
+        for item in items:
+            pending.append(pool.submit(function, item))
+            if len(pending) > workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def _blank_rows(text: list[pa.Array]) -> np.ndarray:
+    """Rows whose cells are all empty; the other columns are looked at only where the first one is empty."""
+    blank = pc.equal(text[0], "")
+    for column in text[1:]:
+        if not pc.any(blank).as_py():
+            break
+        blank = pc.and_(blank, pc.equal(column, ""))
+    return blank.to_numpy(zero_copy_only=False)
+
+
+@dataclass
 class FileParser:
     """Parses the raw batches of one file of ``dataset``; bad values go to ``report``."""
 
@@ -362,27 +424,45 @@ class FileParser:
     rows_read: int = 0
     _line_numbers: OrderLineNumbers = field(default_factory=OrderLineNumbers)
 
-    def parse(self, raw_batches: Iterable[RawBatch]) -> Iterator[ParsedBatch]:
-        for raw in raw_batches:
+    def parse(self, raw_batches: Iterable[RawBatch], *, workers: int = 1) -> Iterator[ParsedBatch]:
+        """Parse the batches in order. With ``workers`` > 1, that many threads check the values of
+        batches ahead (pyarrow releases the GIL); line numbers and the report are still made here, in
+        file order, so the outcome is the same."""
+        language = translation.get_language()
+
+        def check(work: tuple[RawBatch, int]) -> tuple[RawBatch, _CheckedBatch | None]:
+            raw, room = work
+            with translation.override(language):  # the reasons in the caller's language, on any thread
+                return raw, self._check(raw, room) if raw.num_rows else None
+
+        # The room is read as each batch is handed out: never less than what is left once earlier ones are in.
+        work = ((raw, max(self.report.cap - len(self.report.errors), 0)) for raw in raw_batches)
+        for raw, checked in _map_ordered(check, work, workers=workers):
             for number, text, reason in raw.malformed:
                 self.report.add(RowError(row=number, column="", value=text, reason=reason))
                 self.report.rows_rejected += 1
                 self.rows_read += 1
-            if not raw.num_rows:
+            if checked is None:
                 continue
-            text = {name: _text(raw.columns[position]) for name, position in self.positions.items()}
-            blank = np.logical_and.reduce([pc.equal(t, "").to_numpy(zero_copy_only=False) for t in text.values()])
-            batch = _Batch(raw, self.report, blank)
-            columns = self._sales(text, batch) if self.dataset is Dataset.SALES else self._customers(text, batch)
-            batch.report_errors()
+            columns, batch = checked.columns, checked.batch
+            if self.dataset is Dataset.SALES:
+                line_no = self._line_numbers.number(columns["order_id"], columns["is_return"])
+                columns = {"order_id": columns["order_id"], "line_no": pa.array(line_no, pa.uint32()), **columns}
+            batch.report_errors(self.report)
             self.report.rows_rejected += int(batch.bad.sum())
-            self.rows_read += int((~blank).sum())
-            keep = ~(blank | batch.bad)
-            mask = pa.array(keep)
-            yield ParsedBatch(
-                columns={name: pc.filter(values, mask) for name, values in columns.items()},
-                row_numbers=raw.row_numbers[keep],
-            )
+            self.rows_read += int((~batch.blank).sum())
+            keep = ~(batch.blank | batch.bad)
+            if not keep.all():
+                mask = pa.array(keep)
+                columns = {name: pc.filter(values, mask) for name, values in columns.items()}
+            yield ParsedBatch(columns=columns, row_numbers=raw.row_numbers[keep])
+
+    def _check(self, raw: RawBatch, room: int) -> _CheckedBatch:
+        """The values of one batch, typed and checked (their errors kept in the batch): what needs no order."""
+        text = {name: _text(raw.columns[position]) for name, position in self.positions.items()}
+        batch = _Batch(raw, room, _blank_rows(list(text.values())))
+        columns = self._sales(text, batch) if self.dataset is Dataset.SALES else self._customers(text, batch)
+        return _CheckedBatch(columns, batch)
 
     def _required(self, text: dict[str, pa.Array], batch: _Batch, column: str) -> None:
         batch.flag(pc.equal(text[column], ""), column, text[column], _("empty, but required"))
@@ -427,10 +507,8 @@ class FileParser:
                 pc.divide(pc.add(amount, discount), nonzero_qty), batch, "price", _("amount / qty is too large")
             )
             price = pc.coalesce(price_given, unit_price, pa.scalar(Decimal(0), MONEY))
-        line_no = self._line_numbers.number(text["order_id"], is_return)
         return {
             "order_id": text["order_id"],
-            "line_no": pa.array(line_no, pa.uint32()),
             "ts": ts,
             **{name: get(name) for name in SALES_TEXT_COLUMNS},
             "qty": qty,

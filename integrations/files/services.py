@@ -56,6 +56,8 @@ T = TypeVar("T")
 DEFAULT_SOURCE_NAME = "File uploads"
 PREVIEW_ROWS = 20
 PROGRESS_INTERVAL_SECONDS = 0.5
+# Threads that check a file's values (pyarrow releases the GIL): the machines we run on have two cores.
+PARSE_WORKERS = 2
 UPLOAD_DIRECTORY = "imports"
 
 
@@ -198,7 +200,9 @@ class _Progress:
     def update(self, progress: float, rows_read: int) -> None:
         now = time.monotonic()
         if now - self.saved_at >= PROGRESS_INTERVAL_SECONDS:
-            ImportRun.objects.filter(pk=self.run.pk).update(progress=progress, rows_read=rows_read)
+            ImportRun.objects.filter(pk=self.run.pk).update(
+                progress=progress, rows_read=rows_read, heartbeat_at=timezone.now()
+            )
             self.saved_at = now
 
 
@@ -264,7 +268,7 @@ def _sales_write(
     version = ingest_version()
 
     def typed_batches() -> Iterator[pa.RecordBatch | None]:  # runs in a background thread: no database here
-        for parsed in parser.parse(opened.batches(positions)):
+        for parsed in parser.parse(opened.batches(positions), workers=PARSE_WORKERS):
             clean = not parser.report.total and parsed.num_rows
             yield sales_lines_batch(parsed.columns, source=source, version=version) if clean else None
 
@@ -332,7 +336,7 @@ def _customers_write(
 ) -> int:
     # First pass: check everything, write nothing. The second pass runs in a transaction, where
     # progress saves would not be seen, so the first pass counts for the first half of the bar.
-    for _parsed in parser.parse(opened.batches(positions)):
+    for _parsed in parser.parse(opened.batches(positions), workers=PARSE_WORKERS):
         progress.update(opened.progress / 2, parser.rows_read)
     if parser.report.total:
         raise FileRejectedError
