@@ -11,10 +11,12 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.core.cache import caches
 from django.db import connection
+from django.utils import translation
 
 from analytics.clickhouse.query import tenant_query
 from analytics.data_version import data_version
 from analytics.periods import Period
+from analytics.preaggregations import fresh_builds
 from analytics.semantic.catalog import DIMENSIONS_BY_ID, METRICS_BY_ID, base_metrics
 from analytics.semantic.compiler import TenantSettings, bucket_number, compile_source, time_buckets
 from analytics.semantic.registry import Metric, Source, Unit
@@ -31,9 +33,10 @@ def metrics_query(query: MetricQuery) -> dict[str, Any]:
     if not seconds:
         return _answer(query, tenant)
     digest = hashlib.sha256(query.cache_key().encode()).hexdigest()
-    # The tenant's query settings are in the key: changing the timezone or churn window changes answers.
+    # The tenant's query settings are in the key: changing the timezone or churn window changes answers;
+    # so is the language, which the answer's labels are in.
     key = f"query:{tenant.pk}:{data_version(tenant.pk)}:{tenant.timezone}:{tenant.churn_window_days}:"
-    key += f"{tenant.attribution_window_days}:{digest}"
+    key += f"{tenant.attribution_window_days}:{translation.get_language()}:{digest}"
     cache = caches["analytics"]
     answer = cache.get(key)
     if answer is None:
@@ -47,6 +50,7 @@ def _answer(query: MetricQuery, tenant: Any) -> dict[str, Any]:
         timezone=ZoneInfo(tenant.timezone),
         churn_window_days=tenant.churn_window_days,
         attribution_window_days=tenant.attribution_window_days,
+        builds=fresh_builds(tenant.pk),
     )
     rows, totals = _evaluate(query, query.period, tenant_settings)
     compared_period = query.period.compared(query.comparison) if query.comparison else None
@@ -148,13 +152,14 @@ def _exact(metric: Metric, base: dict[str, Any]) -> Any:
 
 
 def _rounded(metric: Metric, value: Any) -> Any:
-    if value is None or (isinstance(value, float) and value != value):  # NaN: a mean over no rows
+    """Money to the cent (Decimal), counts whole, the rest to the metric's decimals; halves round up everywhere."""
+    if value is None:
         return None
     if metric.unit is Unit.MONEY:
         return Decimal(value).quantize(CENT, rounding=ROUND_HALF_UP)
     if metric.unit is Unit.COUNT:
         return int(value)
-    return float(round(Decimal(value), metric.decimals))
+    return float(Decimal(value).quantize(Decimal(1).scaleb(-metric.decimals), rounding=ROUND_HALF_UP))
 
 
 def _empty(metric_ids: tuple[str, ...]) -> dict[str, Any]:
@@ -162,15 +167,20 @@ def _empty(metric_ids: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _changes(current: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]:
+    """Each metric's change between the shown values: absolute in its unit, relative in % of the previous one."""
     changes = {}
     for metric_id, value in current.items():
         before = previous.get(metric_id)
         if value is None or before is None:
             changes[metric_id] = {"absolute": None, "percent": None}
             continue
-        absolute = value - before
-        percent = float(round(Decimal(absolute) / abs(Decimal(before)) * 100, 2)) if before else None
-        changes[metric_id] = {"absolute": absolute, "percent": percent}
+        # The shown numbers exactly: a float's str is the rounded value, not its binary neighbour.
+        now, then = Decimal(str(value)), Decimal(str(before))
+        percent = ((now - then) / abs(then) * 100).quantize(CENT, rounding=ROUND_HALF_UP) if then else None
+        changes[metric_id] = {
+            "absolute": _rounded(METRICS_BY_ID[metric_id], now - then),
+            "percent": None if percent is None else float(percent),
+        }
     return changes
 
 

@@ -126,6 +126,14 @@ CELERY_RESULT_BACKEND = REDIS_URL or None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=600)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=900)
+# Housekeeping (integrations.maintenance, tenants.maintenance). A running import that saved no progress
+# for this long lost its worker; a job still "started" this long past its task's hard time limit too.
+IMPORT_RUN_STUCK_MINUTES = env.int("IMPORT_RUN_STUCK_MINUTES", default=30)
+JOB_RUN_STUCK_MARGIN_MINUTES = env.int("JOB_RUN_STUCK_MARGIN_MINUTES", default=15)
+# Uploads waiting for their mapping to be confirmed (the preview link lives 24 h) are deleted after this.
+IMPORT_UPLOAD_RETENTION_HOURS = env.int("IMPORT_UPLOAD_RETENTION_HOURS", default=24)
+# Import and job history older than this is deleted, except the latest runs the console shows.
+RUN_HISTORY_RETENTION_DAYS = env.int("RUN_HISTORY_RETENTION_DAYS", default=180)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
 

@@ -8,6 +8,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/v1/", include("cxplatform.urls_api")),
     path("data/", include("integrations.urls")),
+    path("analytics/", include("analytics.urls")),
     path("", include("tenants.accounts.urls")),
 ]
 # Uploaded media (tenant logos) in development; production serves MEDIA_ROOT from the proxy.

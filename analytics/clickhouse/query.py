@@ -21,6 +21,7 @@ from django.db import connection
 from django_tenants.utils import get_public_schema_name
 
 from analytics.clickhouse.client import get_client
+from analytics.clickhouse.sql import FACT_TABLES
 from analytics.data_version import data_version_bump
 
 TENANT_PLACEHOLDER = "{tenant_id:UInt32}"
@@ -28,6 +29,14 @@ TENANT_PLACEHOLDER = "{tenant_id:UInt32}"
 _LITERAL_TENANT = re.compile(r"\btenant_id\s*(=|!=|<>|\bIN\b)\s*\(?\s*\d", re.IGNORECASE)
 # Limits every tenant query runs with, so one dashboard cannot starve the others.
 QUERY_SETTINGS = {"max_execution_time": 60}
+
+
+# Writes to these change answers and bump the tenant's data version (cached results and pre-aggregations
+# built before are stale); pre-aggregations are derived from them and do not.
+_SOURCE_TABLES = frozenset((*FACT_TABLES, "tenant_settings"))
+_WRITTEN_TABLE = re.compile(
+    r"^\s*(?:INSERT\s+INTO|DELETE\s+FROM|ALTER\s+TABLE|TRUNCATE\s+TABLE)\s+(\w+)", re.IGNORECASE
+)
 
 
 class TenantScopeError(Exception):
@@ -88,7 +97,7 @@ def tenant_insert(
     data = [(resolved, *row) for row in rows]
     if data:
         get_client().insert(table, data, column_names=["tenant_id", *column_names], settings=settings or {})
-        data_version_bump(resolved)
+        _data_changed(table, resolved)
     return len(data)
 
 
@@ -127,7 +136,7 @@ def tenant_insert_arrow(
         if rows:
             spool.seek(0)
             get_client().raw_insert(table, writer.schema.names, spool, settings=settings or {}, fmt="Parquet")
-            data_version_bump(resolved)
+            _data_changed(table, resolved)
     return rows
 
 
@@ -163,7 +172,7 @@ def tenant_insert_arrow_stream(
                 writer.write_batch(batch)
         data = pa.BufferReader(stream.getvalue())
         get_client().raw_insert(table, batches[0].schema.names, data, settings=settings or {}, fmt="ArrowStream")
-        data_version_bump(resolved)
+        _data_changed(table, resolved)
     return sum(batch.num_rows for batch in batches)
 
 
@@ -182,4 +191,10 @@ def tenant_command(
     _check_statement(sql, params)
     bound = {**(params or {}), "tenant_id": _resolve_tenant(tenant_id)}
     get_client().command(sql, parameters=bound, settings={**QUERY_SETTINGS, **(settings or {})})
-    data_version_bump(bound["tenant_id"])
+    written = _WRITTEN_TABLE.match(sql)
+    _data_changed(written.group(1) if written else "", bound["tenant_id"])
+
+
+def _data_changed(table: str, tenant_id: int) -> None:
+    if table in _SOURCE_TABLES:
+        data_version_bump(tenant_id)

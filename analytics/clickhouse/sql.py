@@ -148,3 +148,67 @@ ORDER BY (tenant_id, segment_id, computed_at, customer_id)
 
 
 FACT_TABLES = ("sales_lines", "message_events", "web_events", "customer_attributes", "segment_snapshots")
+
+
+# --- Pre-aggregations (rebuilt per tenant from the facts: analytics/preaggregations.py). Each build
+# writes its rows under a new ``build`` id and then deletes the tenant's older builds; readers name
+# the build they read (preaggregation_builds), so they never see half of one. Local days are in the
+# tenant's timezone at build time: a timezone change makes the build stale.
+
+
+def ORDERS_TABLE_SQL() -> str:
+    # One row per order (a sale and its return apart): receipts are counted, not uniqExact-ed.
+    return """
+CREATE TABLE IF NOT EXISTS orders (
+    tenant_id UInt32,
+    build UInt64,
+    day Date,
+    ts DateTime64(3, 'UTC') CODEC(Delta, ZSTD(1)),
+    order_id String CODEC(ZSTD(1)),
+    is_return UInt8,
+    customer_id String CODEC(ZSTD(1)),
+    store LowCardinality(String),
+    employee LowCardinality(String),
+    channel LowCardinality(String),
+    qty Decimal(18, 3),
+    discount Decimal(18, 2),
+    amount Decimal(18, 2),
+    promo_lines UInt32,
+    promo_amount Decimal(18, 2)
+) ENGINE = MergeTree
+PARTITION BY toYYYYMM(day)
+ORDER BY (tenant_id, build, day, store)
+"""
+
+
+def CUSTOMER_HISTORIES_TABLE_SQL() -> str:
+    # One row per identified customer: their sale-order days and (day, net amount) of every order.
+    return """
+CREATE TABLE IF NOT EXISTS customer_histories (
+    tenant_id UInt32,
+    build UInt64,
+    customer_id String,
+    first_order_ts DateTime64(3, 'UTC'),
+    orders Array(Date),
+    money Array(Tuple(Date, Decimal(18, 2)))
+) ENGINE = MergeTree
+ORDER BY (tenant_id, build, customer_id)
+"""
+
+
+def PREAGGREGATION_BUILDS_TABLE_SQL() -> str:
+    # The latest build of each pre-aggregation per tenant, and the data version it was built from.
+    return """
+CREATE TABLE IF NOT EXISTS preaggregation_builds (
+    tenant_id UInt32,
+    name LowCardinality(String),
+    build UInt64,
+    data_version UInt64,
+    rows UInt64,
+    seconds Float64
+) ENGINE = ReplacingMergeTree(build)
+ORDER BY (tenant_id, name)
+"""
+
+
+PREAGGREGATION_TABLES = ("orders", "customer_histories")

@@ -10,12 +10,15 @@ parameter; the statement runs through analytics.clickhouse.query (``{tenant_id:U
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from analytics.periods import Granularity, Period, bucket_start, buckets
+from analytics.preaggregations import CUSTOMER_HISTORIES, ORDERS
+from analytics.semantic.metrics import ORDER_GRAIN_SQL
 from analytics.semantic.registry import Dimension, Metric, Source
 
 DATETIME = "DateTime64(3, 'UTC')"
@@ -30,6 +33,29 @@ CUSTOMER_JOINS = {
         " WHERE tenant_id = {tenant_id:UInt32} AND is_return = 0 AND customer_id != '' GROUP BY customer_id"
     ),
 }
+# Over a fresh build of the customer histories, the first order comes from there instead of the facts.
+FIRST_ORDERS_FROM_HISTORIES = (
+    "SELECT customer_id, first_order_ts FROM customer_histories"
+    " WHERE tenant_id = {tenant_id:UInt32} AND build = {histories_build:UInt64}"
+)
+# Columns of the ``orders`` pre-aggregation a sales expression may use (``f.<column>``).
+ORDER_COLUMNS = frozenset(
+    (
+        "ts",
+        "day",
+        "order_id",
+        "is_return",
+        "customer_id",
+        "store",
+        "employee",
+        "channel",
+        "qty",
+        "discount",
+        "amount",
+        "promo_lines",
+        "promo_amount",
+    )
+)
 ROW_TABLES = {
     Source.SALES: ("sales_lines", "f"),
     Source.MESSAGES: ("message_events", "m"),
@@ -56,6 +82,8 @@ class TenantSettings:
     timezone: ZoneInfo
     churn_window_days: int
     attribution_window_days: int
+    # The fresh pre-aggregation builds (analytics/preaggregations.py) queries may read, by name.
+    builds: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -83,7 +111,11 @@ def compile_source(
 ) -> CompiledQuery:
     tz = settings.timezone
     start, end = period.bounds(tz)
+    builds = settings.builds
     params: dict[str, Any] = {"tz": tz.key, "ref_year": period.end.year, "start": start, "end": end}
+    params["start_day"], params["end_day"] = period.start, period.end + timedelta(days=1)
+    params["orders_build"] = builds.get(ORDERS, 0)
+    params["histories_build"] = builds.get(CUSTOMER_HISTORIES, 0)
     where = []
     for number, condition in enumerate(filters):
         params[f"filter{number}"] = list(condition.values)
@@ -94,16 +126,20 @@ def compile_source(
     if source in (Source.CUSTOMERS, Source.CONTACTS):
         _bind_bucket_bounds(params, periods, granularity, tz)
         params["churn_days"] = settings.churn_window_days
-        build = _customers_sql if source is Source.CUSTOMERS else _contacts_sql
-        sql = build(metrics, dimensions, where)
+        if source is Source.CUSTOMERS:
+            sql = _customers_sql(metrics, dimensions, where, builds)
+        else:
+            sql = _contacts_sql(metrics, dimensions, where, builds)
     else:
         bucket_index = {bucket_start(bucket.start, granularity).isoformat(): i for i, bucket in enumerate(periods)}
         if source is Source.ATTRIBUTION:
             params["attribution_days"] = settings.attribution_window_days
             params["touch_start"] = start - timedelta(days=settings.attribution_window_days)
-            sql = _attribution_sql(metrics, dimensions, where, granularity)
+            sql = _attribution_sql(metrics, dimensions, where, granularity, builds)
+        elif source is Source.SALES and ORDERS in builds and _order_grain(metrics, dimensions, where):
+            sql = _orders_sql(metrics, dimensions, where, granularity, builds)
         else:
-            sql = _rows_sql(source, metrics, dimensions, where, granularity)
+            sql = _rows_sql(source, metrics, dimensions, where, granularity, builds)
     return CompiledQuery(source, sql, params, metrics, dimensions, bucket_index)
 
 
@@ -117,14 +153,16 @@ def _bind_bucket_bounds(
     params["b_ends"] = [bucket.end + timedelta(days=1) for bucket in periods]
     params["p_starts"] = [_previous_bucket(bucket, granularity).start for bucket in periods]
     params["horizon"] = periods[-1].bounds(tz)[1]
+    params["horizon_day"] = params["b_ends"][-1]
 
 
 def _previous_bucket(bucket: Period, granularity: Granularity | None) -> Period:
-    """The previous calendar bucket (the previous month for a month) or, without granularity, the previous period."""
+    """The whole previous calendar bucket (the previous month for a month, also when the period starts mid-month)
+    or, without granularity, the previous period."""
     if granularity is None:
         return bucket.previous()
-    day_before = bucket.start - timedelta(days=1)
-    return time_buckets(Period(bucket_start(day_before, granularity), day_before), granularity)[0]
+    day_before = bucket_start(bucket.start, granularity) - timedelta(days=1)
+    return Period(bucket_start(day_before, granularity), day_before)
 
 
 def _bucket_expression(ts: str, granularity: Granularity | None) -> str:
@@ -144,14 +182,30 @@ def _group_by(count: int) -> str:
     return "GROUP BY " + ", ".join(["bucket", *(f"d{i}" for i in range(count))])
 
 
-def _joins(expressions: list[str], row_alias: str) -> str:
+def _joins(expressions: list[str], row_alias: str, builds: dict[str, int]) -> str:
     """LEFT JOIN the customer-level subqueries the expressions name."""
     text = " ".join(expressions)
+    subqueries = dict(CUSTOMER_JOINS)
+    if CUSTOMER_HISTORIES in builds:
+        subqueries["acq"] = FIRST_ORDERS_FROM_HISTORIES
     return "".join(
         f" LEFT JOIN ({subquery}) AS {alias} ON {alias}.customer_id = {row_alias}.customer_id"
-        for alias, subquery in CUSTOMER_JOINS.items()
+        for alias, subquery in subqueries.items()
         if f"{alias}." in text
     )
+
+
+def _order_level(expression: str) -> bool:
+    """Whether a sales expression reads only columns the ``orders`` pre-aggregation has."""
+    return set(re.findall(r"\bf\.(\w+)", expression)) <= ORDER_COLUMNS
+
+
+def _order_grain(
+    metrics: tuple[Metric, ...], dimensions: tuple[Dimension, ...], where: list[tuple[Dimension, str]]
+) -> bool:
+    expressions = [ORDER_GRAIN_SQL.get(m.id, m.sql) for m in metrics]
+    expressions += [d.expressions[Source.SALES] for d in (*dimensions, *(d for d, _test in where))]
+    return all(_order_level(expression) for expression in expressions)
 
 
 def _conditions(where: list[tuple[Dimension, str]], source: Source, keep: Any = None) -> list[str]:
@@ -173,6 +227,7 @@ def _rows_sql(
     dimensions: tuple[Dimension, ...],
     where: list[tuple[Dimension, str]],
     granularity: Granularity | None,
+    builds: dict[str, int],
 ) -> str:
     table, alias = ROW_TABLES[source]
     dims = [dimension.expressions[source] for dimension in dimensions]
@@ -183,23 +238,57 @@ def _rows_sql(
         *_conditions(where, source),
     ]
     bucket = _bucket_expression(f"{alias}.ts", granularity)
-    joined = _joins(dims + conditions, alias)
+    joined = _joins(dims + conditions, alias, builds)
     return (
         f"SELECT {_select_list(bucket, dims, metrics)}"
         f" FROM {table} AS {alias} FINAL{joined} WHERE {' AND '.join(conditions)} {_group_by(len(dims))}"
     )
 
 
-ATTRIBUTED_PAIRS = f"""
-SELECT touch.mailing_id AS mailing_id, touch.campaign_id AS campaign_id, touch.channel AS message_channel,
-       o.customer_id AS customer_id, o.order_id AS order_id, o.order_ts AS order_ts, o.amount AS amount
-FROM (
+def _orders_sql(
+    metrics: tuple[Metric, ...],
+    dimensions: tuple[Dimension, ...],
+    where: list[tuple[Dimension, str]],
+    granularity: Granularity | None,
+    builds: dict[str, int],
+) -> str:
+    """Sales metrics over the ``orders`` pre-aggregation: its ``day`` is the local day the period compares."""
+    dims = [dimension.expressions[Source.SALES] for dimension in dimensions]
+    conditions = [
+        "f.tenant_id = {tenant_id:UInt32}",
+        "f.build = {orders_build:UInt64}",
+        "f.day >= {start_day:Date}",
+        "f.day < {end_day:Date}",
+        *_conditions(where, Source.SALES),
+    ]
+    bucket = "''" if granularity is None else f"toString({BUCKET_OF_DAY[granularity].format(day='f.day')})"
+    order_metrics = tuple(replace(m, sql=ORDER_GRAIN_SQL.get(m.id, m.sql)) for m in metrics)
+    joined = _joins(dims + conditions, "f", builds)
+    return (
+        f"SELECT {_select_list(bucket, dims, order_metrics)}"
+        f" FROM orders AS f{joined} WHERE {' AND '.join(conditions)} {_group_by(len(dims))}"
+    )
+
+
+# Identified sale orders in the period: from the receipt lines, or from a fresh ``orders`` build.
+ORDER_LINES_IN_PERIOD = f"""
     SELECT customer_id, order_id, min(ts) AS order_ts, sum(amount) AS amount
     FROM sales_lines FINAL
     WHERE tenant_id = {{tenant_id:UInt32}} AND is_return = 0 AND customer_id != ''
       AND ts >= {{start:{DATETIME}}} AND ts < {{end:{DATETIME}}}
     GROUP BY customer_id, order_id
-) AS o
+"""
+ORDERS_IN_PERIOD = """
+    SELECT customer_id, order_id, ts AS order_ts, amount
+    FROM orders
+    WHERE tenant_id = {tenant_id:UInt32} AND build = {orders_build:UInt64} AND is_return = 0 AND customer_id != ''
+      AND day >= {start_day:Date} AND day < {end_day:Date}
+"""
+# ``{orders}`` is one of the two above (filled with str.replace: the SQL's own braces stay as they are).
+ATTRIBUTED_PAIRS = f"""
+SELECT touch.mailing_id AS mailing_id, touch.campaign_id AS campaign_id, touch.channel AS message_channel,
+       o.customer_id AS customer_id, o.order_id AS order_id, o.order_ts AS order_ts, o.amount AS amount
+FROM ({{orders}}) AS o
 INNER JOIN (
     SELECT customer_id, mailing_id, campaign_id, channel, ts
     FROM message_events FINAL
@@ -215,17 +304,19 @@ def _attribution_sql(
     dimensions: tuple[Dimension, ...],
     where: list[tuple[Dimension, str]],
     granularity: Granularity | None,
+    builds: dict[str, int],
 ) -> str:
     """Attributed orders, one row per order and dimension values: an order touched by two mailings counts once
     in the total and once for each mailing when sliced by mailing."""
     dims = [dimension.expressions[Source.ATTRIBUTION] for dimension in dimensions]
     conditions = _conditions(where, Source.ATTRIBUTION)
-    joined = _joins(dims + conditions, "a")
+    joined = _joins(dims + conditions, "a", builds)
+    pairs = ATTRIBUTED_PAIRS.replace("{orders}", ORDERS_IN_PERIOD if ORDERS in builds else ORDER_LINES_IN_PERIOD)
     inner_dims = "".join(f", {expression} AS d{i}" for i, expression in enumerate(dims))
     inner = (
         f"SELECT {_bucket_expression('a.order_ts', granularity)} AS bucket{inner_dims}, a.order_id AS order_id,"
         f" any(a.customer_id) AS customer_id, any(a.amount) AS amount"
-        f" FROM ({ATTRIBUTED_PAIRS}) AS a{joined}"
+        f" FROM ({pairs}) AS a{joined}"
         f"{' WHERE ' + ' AND '.join(conditions) if conditions else ''}"
         f" {_group_by(len(dims))}, order_id"
     )
@@ -244,13 +335,18 @@ def _is_customer_level(expression: str) -> bool:
 
 
 def _customers_sql(
-    metrics: tuple[Metric, ...], dimensions: tuple[Dimension, ...], where: list[tuple[Dimension, str]]
+    metrics: tuple[Metric, ...],
+    dimensions: tuple[Dimension, ...],
+    where: list[tuple[Dimension, str]],
+    builds: dict[str, int],
 ) -> str:
     """Each identified customer's order history within the slice, evaluated at every bucket.
 
     Line dimensions (store, category …) split a customer's history (their history at that store);
-    customer-level ones (city, cohort …) are joined after. Orders after the last bucket's end are
-    not read: no metric looks past a bucket's end.
+    customer-level ones (city, cohort …) are joined after. Histories come from the fresh
+    ``customer_histories`` build when nothing splits them, else from the ``orders`` build when the
+    slice is order-level, else from the receipt lines. Orders after the last bucket are not read
+    (or, read from a build, change no metric: every metric looks only before a bucket's end).
     """
     expressions = [dimension.expressions[Source.CUSTOMERS] for dimension in dimensions]
     line_dims = [(i, e) for i, e in enumerate(expressions) if not _is_customer_level(e)]
@@ -258,30 +354,62 @@ def _customers_sql(
     line_group = "".join(f", d{i}" for i, _expression in line_dims)
     line_filters = _conditions(where, Source.CUSTOMERS, keep=lambda e: not _is_customer_level(e))
     customer_filters = _conditions(where, Source.CUSTOMERS, keep=_is_customer_level)
+    if CUSTOMER_HISTORIES in builds and not line_dims and not line_filters:
+        histories = (
+            "SELECT customer_id, orders, money FROM customer_histories"
+            " WHERE tenant_id = {tenant_id:UInt32} AND build = {histories_build:UInt64}"
+        )
+    else:
+        sliced_by = [expression for _i, expression in line_dims] + line_filters
+        from_orders = ORDERS in builds and all(_order_level(expression) for expression in sliced_by)
+        order_rows = _order_rows_from_orders if from_orders else _order_rows_from_lines
+        orders = order_rows(line_select, line_group, line_filters)
+        histories = (
+            f"SELECT customer_id{line_group}, arraySort(groupArrayIf(order_day, is_return = 0)) AS orders,"
+            f" arraySort(groupArray((order_day, amount))) AS money FROM ({orders})"
+            f" GROUP BY customer_id{line_group} HAVING notEmpty(orders)"
+        )
+    outer_dims = [f"h.d{i}" if not _is_customer_level(e) else e for i, e in enumerate(expressions)]
+    joined = _joins(outer_dims + customer_filters, "h", builds)
+    where_sql = f" WHERE {' AND '.join(customer_filters)}" if customer_filters else ""
+    return (
+        f"SELECT {_select_list('toString(bucket_number)', outer_dims, metrics)}"
+        f" FROM ({histories}) AS h{BUCKET_ARRAY_JOIN}{joined}{where_sql} {_group_by(len(outer_dims))}"
+    )
+
+
+def _order_rows_from_lines(line_select: str, line_group: str, line_filters: list[str]) -> str:
+    """One row per identified order (and per day of its returns) with its local day and net amount."""
     conditions = [
         "f.tenant_id = {tenant_id:UInt32}",
         "f.customer_id != ''",
         f"f.ts < {{horizon:{DATETIME}}}",
         *line_filters,
     ]
-    orders = (
+    # A sale order counts on the day of its first line; a return on its own day (an order's returns on two days
+    # are two events, and the later one must not move to the earlier day, or only when the query reaches it).
+    return (
         f"SELECT f.customer_id AS customer_id{line_select}, f.order_id AS order_id, f.is_return AS is_return,"
+        " if(f.is_return = 1, toDate(f.ts, {tz:String}), toDate(0)) AS return_day,"
         " toDate(min(f.ts), {tz:String}) AS order_day,"
         f" sum(f.amount) AS amount FROM sales_lines AS f FINAL"
         f" WHERE {' AND '.join(conditions)}"
-        f" GROUP BY customer_id{line_group}, order_id, is_return"
+        f" GROUP BY customer_id{line_group}, order_id, is_return, return_day"
     )
-    histories = (
-        f"SELECT customer_id{line_group}, arraySort(groupArrayIf(order_day, is_return = 0)) AS orders,"
-        f" arraySort(groupArray((order_day, amount))) AS money FROM ({orders})"
-        f" GROUP BY customer_id{line_group} HAVING notEmpty(orders)"
-    )
-    outer_dims = [f"h.d{i}" if not _is_customer_level(e) else e for i, e in enumerate(expressions)]
-    joined = _joins(outer_dims + customer_filters, "h")
-    where_sql = f" WHERE {' AND '.join(customer_filters)}" if customer_filters else ""
+
+
+def _order_rows_from_orders(line_select: str, line_group: str, line_filters: list[str]) -> str:
+    """The same rows from the ``orders`` build, which holds them already (returns apart per day)."""
+    conditions = [
+        "f.tenant_id = {tenant_id:UInt32}",
+        "f.build = {orders_build:UInt64}",
+        "f.customer_id != ''",
+        "f.day < {horizon_day:Date}",
+        *line_filters,
+    ]
     return (
-        f"SELECT {_select_list('toString(bucket_number)', outer_dims, metrics)}"
-        f" FROM ({histories}) AS h{BUCKET_ARRAY_JOIN}{joined}{where_sql} {_group_by(len(outer_dims))}"
+        f"SELECT f.customer_id AS customer_id{line_select}, f.is_return AS is_return, f.day AS order_day,"
+        f" f.amount AS amount FROM orders AS f WHERE {' AND '.join(conditions)}"
     )
 
 
@@ -293,11 +421,14 @@ CONTACT_DAYS = (
 
 
 def _contacts_sql(
-    metrics: tuple[Metric, ...], dimensions: tuple[Dimension, ...], where: list[tuple[Dimension, str]]
+    metrics: tuple[Metric, ...],
+    dimensions: tuple[Dimension, ...],
+    where: list[tuple[Dimension, str]],
+    builds: dict[str, int],
 ) -> str:
     dims = [dimension.expressions[Source.CONTACTS] for dimension in dimensions]
     conditions = _conditions(where, Source.CONTACTS)
-    joined = _joins(dims + conditions, "c")
+    joined = _joins(dims + conditions, "c", builds)
     return (
         f"SELECT {_select_list('toString(bucket_number)', dims, metrics)}"
         f" FROM ({CONTACT_DAYS}) AS c{BUCKET_ARRAY_JOIN}{joined}"

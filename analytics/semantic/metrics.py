@@ -26,6 +26,7 @@ CHURNED_IN_BUCKET = (
     " h.orders, arrayPushBack(arrayPopFront(h.orders), toDate('2149-01-01')))"
 )
 CONTACT_EXISTS = "c.created_day < b_end"
+LIFETIME_DAYS = "dateDiff('day', h.orders[1], arrayMax(arrayFilter(x -> x < b_end, h.orders)))"
 
 
 def _base(id, label, group, unit, source, sql, formula, decimals=0) -> Metric:
@@ -252,20 +253,29 @@ METRICS: tuple[Metric, ...] = (
         Group.CRM,
         Unit.DAYS,
         CU,
-        f"avgIf(dateDiff('day', h.orders[1], arrayMax(arrayFilter(x -> x < b_end, h.orders))), {IN_BASE})",
+        # A Decimal mean: ClickHouse truncates it past 2 digits, which keeps the answer's half-up rounding to 1 exact.
+        f"toDecimal128(sumIf({LIFETIME_DAYS}, {IN_BASE}), 2) / nullIf(countIf({IN_BASE}), 0)",
         "mean days from first to last order up to the period end, over the customer base",
         1,
     ),
     _base(
+        "customer_base_revenue",
+        _("Net revenue of the customer base"),
+        Group.CRM,
+        MONEY,
+        CU,
+        f"sumIf(arraySum(arrayMap(t -> t.2, arrayFilter(t -> t.1 < b_end, h.money))), {IN_BASE})",
+        "Σ net amount (returns negative) of the customer base's orders up to the period end",
+        2,
+    ),
+    _ratio(
         "ltv",
         _("LTV (historical)"),
         Group.CRM,
         MONEY,
-        CU,
-        f"sumIf(arraySum(arrayMap(t -> t.2, arrayFilter(t -> t.1 < b_end, h.money))), {IN_BASE})"
-        f" / nullIf(countIf({IN_BASE}), 0)",
-        "net revenue up to the period end / customer base",
-        2,
+        "customer_base_revenue",
+        "customer_base",
+        "net revenue of the base up to the period end / customer base",
     ),
     _ratio("conversion_to_buyers", _("Conversion to buyers"), Group.CRM, Unit.PERCENT, "buyers", "contacts"),
     # --- Customer base -------------------------------------------------------------------------
@@ -484,3 +494,14 @@ METRICS: tuple[Metric, ...] = (
     _ratio("checkout_rate", _("Cart to checkout"), Group.FUNNEL, Unit.PERCENT, "checkouts", "add_to_carts"),
     _ratio("visit_conversion", _("Visit to order"), Group.FUNNEL, Unit.PERCENT, "online_orders", "visits"),
 )
+
+# The same sales metrics over the ``orders`` pre-aggregation (one row per order, alias ``f``): receipts
+# are counted instead of uniqExact-ed; the other sales metrics read the same columns there.
+ORDER_GRAIN_SQL: dict[str, str] = {
+    "orders": f"countIf({SALE})",
+    "return_receipts": "uniqExactIf(f.order_id, f.is_return = 1)",  # an order's returns may span days
+    "promo_orders": f"countIf({SALE} AND f.promo_lines > 0)",
+    "promo_revenue": f"sumIf(f.promo_amount, {SALE})",
+    "identified_orders": f"countIf({IDENTIFIED_SALE})",
+    "online_orders": f"countIf({SALE} AND f.channel = 'online')",
+}

@@ -63,7 +63,7 @@ def query_parse(raw: Mapping[str, Any]) -> MetricQuery:
                 )
     if raw.get("from") in (None, "") or raw.get("to") in (None, ""):
         raise ApplicationError(_("Give the period: “from” and “to” dates (YYYY-MM-DD)."))
-    limit = raw.get("limit") or DEFAULT_ROW_LIMIT
+    limit = DEFAULT_ROW_LIMIT if raw.get("limit") in (None, "") else raw["limit"]  # 0 is a bad limit, not none
     if (not isinstance(limit, int) and not str(limit).isdigit()) or not 0 < int(limit) <= MAX_ROW_LIMIT:
         raise ApplicationError(_("“limit” must be a number from 1 to %(max)d.") % {"max": MAX_ROW_LIMIT})
     return MetricQuery(

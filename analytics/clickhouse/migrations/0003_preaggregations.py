@@ -1,0 +1,11 @@
+from analytics.clickhouse.sql import (
+    CUSTOMER_HISTORIES_TABLE_SQL,
+    ORDERS_TABLE_SQL,
+    PREAGGREGATION_BUILDS_TABLE_SQL,
+)
+
+operations = [
+    ORDERS_TABLE_SQL(),
+    CUSTOMER_HISTORIES_TABLE_SQL(),
+    PREAGGREGATION_BUILDS_TABLE_SQL(),
+]

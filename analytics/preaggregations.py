@@ -1,0 +1,99 @@
+"""Pre-aggregations: an order-grain table and per-customer order histories, rebuilt per tenant.
+
+An order is one row; its returns one row per day they happened on (as the semantic layer counts them).
+
+Sales metrics read orders instead of receipt lines (receipts are counted, not uniqExact-ed), and
+stock metrics (customer base, churn, retention) read one row per customer instead of grouping the
+whole sales history. A build is used only while it is *fresh*: built from the tenant's current data
+version (analytics/data_version.py). Any write to a fact table bumps that version, so a query never
+reads a stale build: until the next rebuild it computes from the facts, slower but exact.
+"""
+
+from __future__ import annotations
+
+import time
+
+from django.db import connection
+
+from analytics.clickhouse.query import tenant_command, tenant_query
+from analytics.data_version import data_version
+
+ORDERS = "orders"
+CUSTOMER_HISTORIES = "customer_histories"
+# Grouping 120M lines by order needs more memory than a default block allows; spill instead of failing.
+BUILD_SETTINGS = {"max_execution_time": 3600, "max_bytes_before_external_group_by": 4 * 2**30}
+
+ORDERS_BUILD_SQL = """
+INSERT INTO orders (tenant_id, build, day, ts, order_id, is_return, customer_id, store, employee, channel,
+                    qty, discount, amount, promo_lines, promo_amount)
+SELECT {tenant_id:UInt32}, {build:UInt64}, toDate(min(ts), {tz:String}), min(ts), order_id, is_return,
+       any(customer_id), any(store), any(employee), any(channel),
+       sum(qty), sum(discount), sum(amount), countIf(promo_code != ''), sumIf(amount, promo_code != '')
+FROM sales_lines FINAL
+WHERE tenant_id = {tenant_id:UInt32}
+GROUP BY order_id, is_return, if(is_return = 1, toDate(ts, {tz:String}), toDate(0))
+"""
+
+CUSTOMER_HISTORIES_BUILD_SQL = """
+INSERT INTO customer_histories (tenant_id, build, customer_id, first_order_ts, orders, money)
+SELECT {tenant_id:UInt32}, {build:UInt64}, customer_id, minIf(ts, is_return = 0),
+       arraySort(groupArrayIf(day, is_return = 0)), arraySort(groupArray((day, amount)))
+FROM orders
+WHERE tenant_id = {tenant_id:UInt32} AND build = {build:UInt64} AND customer_id != ''
+GROUP BY customer_id
+HAVING countIf(is_return = 0) > 0
+"""
+
+
+def preaggregations_rebuild(*, tenant_id: int, timezone: str) -> dict[str, float]:
+    """Build both pre-aggregations of one tenant from its facts; returns seconds per build.
+
+    The data version is read before the build: data that lands meanwhile bumps it, and the build
+    is then stale from the start, as it should be.
+    """
+    version = data_version(tenant_id)
+    build = time.time_ns()
+    params = {"build": build, "tz": timezone}
+    seconds = {}
+    for name, sql in ((ORDERS, ORDERS_BUILD_SQL), (CUSTOMER_HISTORIES, CUSTOMER_HISTORIES_BUILD_SQL)):
+        started = time.perf_counter()
+        tenant_command(sql, params, tenant_id=tenant_id, settings=BUILD_SETTINGS)
+        rows = tenant_query(
+            f"SELECT count() FROM {name} WHERE tenant_id = {{tenant_id:UInt32}} AND build = {{build:UInt64}}",
+            {"build": build},
+            tenant_id=tenant_id,
+        ).result_rows[0][0]
+        seconds[name] = time.perf_counter() - started
+        tenant_command(
+            "INSERT INTO preaggregation_builds (tenant_id, name, build, data_version, rows, seconds)"
+            " VALUES ({tenant_id:UInt32}, {name:String}, {build:UInt64}, {version:UInt64}, {rows:UInt64},"
+            " {seconds:Float64})",
+            {"name": name, "build": build, "version": version, "rows": rows, "seconds": seconds[name]},
+            tenant_id=tenant_id,
+        )
+    for name in (ORDERS, CUSTOMER_HISTORIES):
+        tenant_command(
+            f"DELETE FROM {name} WHERE tenant_id = {{tenant_id:UInt32}} AND build != {{build:UInt64}}",
+            {"build": build},
+            tenant_id=tenant_id,
+        )
+    return seconds
+
+
+def preaggregations_rebuild_current() -> dict[str, float]:
+    """Rebuild for the tenant of the current connection, unless its builds are fresh already."""
+    tenant = connection.tenant
+    if len(fresh_builds(tenant.pk)) == 2:
+        return {}
+    return preaggregations_rebuild(tenant_id=tenant.pk, timezone=tenant.timezone)
+
+
+def fresh_builds(tenant_id: int) -> dict[str, int]:
+    """The builds of this tenant made from its current data version, by name."""
+    rows = tenant_query(
+        "SELECT name, build FROM preaggregation_builds FINAL"
+        " WHERE tenant_id = {tenant_id:UInt32} AND data_version = {version:UInt64}",
+        {"version": data_version(tenant_id)},
+        tenant_id=tenant_id,
+    ).result_rows
+    return dict(rows)
