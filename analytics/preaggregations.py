@@ -5,7 +5,7 @@ An order is one row; its returns one row per day they happened on (as the semant
 Sales metrics read orders instead of receipt lines (receipts are counted, not uniqExact-ed), and
 stock metrics (customer base, churn, retention) read one row per customer instead of grouping the
 whole sales history. A build is used only while it is *fresh*: built from the tenant's current data
-version (analytics/data_version.py). Any write to a fact table bumps that version, so a query never
+version (analytics/clickhouse/query.py). Any write to a fact table bumps that version, so a query never
 reads a stale build: until the next rebuild it computes from the facts, slower but exact.
 """
 
@@ -15,8 +15,7 @@ import time
 
 from django.db import connection
 
-from analytics.clickhouse.query import tenant_command, tenant_query
-from analytics.data_version import data_version
+from analytics.clickhouse.query import data_version, tenant_command, tenant_query
 
 ORDERS = "orders"
 CUSTOMER_HISTORIES = "customer_histories"

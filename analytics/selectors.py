@@ -13,8 +13,7 @@ from django.core.cache import caches
 from django.db import connection
 from django.utils import translation
 
-from analytics.clickhouse.query import tenant_query
-from analytics.data_version import data_version
+from analytics.clickhouse.query import data_version, tenant_query
 from analytics.periods import Period
 from analytics.preaggregations import fresh_builds
 from analytics.semantic.catalog import DIMENSIONS_BY_ID, METRICS_BY_ID, base_metrics

@@ -25,6 +25,10 @@ BEAT_SCHEDULE = {
         "tenants.tasks.invitations_purge_expired_task", every=crontab(hour=3, minute=17)
     ),
     "moysklad-sync": for_each_tenant("integrations.tasks.moysklad_sync_task", every=crontab(minute="*/15")),
+    # Pre-aggregations of tenants whose data changed since their last build (a no-op otherwise).
+    "preaggregations-refresh": for_each_tenant(
+        "analytics.tasks.preaggregations_refresh_task", every=crontab(minute="*/10"), spread_seconds=120
+    ),
     # Housekeeping: runs whose worker died, abandoned uploads, history past its retention.
     "import-runs-fail-stuck": for_each_tenant(
         "integrations.tasks.import_runs_fail_stuck_task", every=crontab(minute="*/10")

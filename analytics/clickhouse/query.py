@@ -22,7 +22,6 @@ from django_tenants.utils import get_public_schema_name
 
 from analytics.clickhouse.client import get_client
 from analytics.clickhouse.sql import FACT_TABLES
-from analytics.data_version import data_version_bump
 
 TENANT_PLACEHOLDER = "{tenant_id:UInt32}"
 # A literal tenant id in a statement bypasses the binding; refuse it outright.
@@ -195,6 +194,19 @@ def tenant_command(
     _data_changed(written.group(1) if written else "", bound["tenant_id"])
 
 
+def data_version(tenant_id: int | None = None) -> int:
+    """The tenant's data version: it grows with every write to its facts (0 before the first)."""
+    resolved = _resolve_tenant(tenant_id)
+    sql = "SELECT max(version) FROM data_versions WHERE tenant_id = {tenant_id:UInt32}"
+    return get_client().query(sql, parameters={"tenant_id": resolved}).result_rows[0][0]
+
+
 def _data_changed(table: str, tenant_id: int) -> None:
+    """Bump the tenant's data version after a write to a fact table: the clock, or one past the last
+    version if the clock is behind it, so a version never repeats whichever process writes."""
     if table in _SOURCE_TABLES:
-        data_version_bump(tenant_id)
+        get_client().command(
+            "INSERT INTO data_versions SELECT {tenant_id:UInt32}, greatest(toUInt64(toUnixTimestamp64Nano(now64(9))),"
+            " (SELECT max(version) + 1 FROM data_versions WHERE tenant_id = {tenant_id:UInt32}))",
+            parameters={"tenant_id": tenant_id},
+        )

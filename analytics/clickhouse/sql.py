@@ -212,3 +212,16 @@ ORDER BY (tenant_id, name)
 
 
 PREAGGREGATION_TABLES = ("orders", "customer_histories")
+
+
+def DATA_VERSIONS_TABLE_SQL() -> str:
+    # A tenant's data version: bumped by every write to its facts (analytics/clickhouse/query.py). Cached
+    # answers and pre-aggregation builds name the version they were computed from. Kept in ClickHouse,
+    # next to the data, so every process (web, worker, a command) agrees on it.
+    return """
+CREATE TABLE IF NOT EXISTS data_versions (
+    tenant_id UInt32,
+    version UInt64
+) ENGINE = ReplacingMergeTree(version)
+ORDER BY tenant_id
+"""
