@@ -62,8 +62,23 @@ class Period:
         # 29 February maps to 28 February (relativedelta clips to the month's end).
         return Period(self.start - relativedelta(years=1), self.end - relativedelta(years=1))
 
+    def whole_months(self) -> int:
+        """How many calendar months the period is made of exactly (0 if it is not whole months)."""
+        following = self.end + timedelta(days=1)
+        if self.start.day != 1 or following.day != 1:
+            return 0
+        return (following.year - self.start.year) * 12 + following.month - self.start.month
+
     def compared(self, comparison: Comparison) -> Period:
-        return self.previous() if comparison is Comparison.PREVIOUS_PERIOD else self.year_before()
+        """The period a comparison shows beside this one. The previous period of whole calendar months is
+        as many months before (March: February; a quarter: the quarter before), so monthly rows line up;
+        otherwise it is the same number of days right before."""
+        if comparison is Comparison.PREVIOUS_YEAR:
+            return self.year_before()
+        months = self.whole_months()
+        if months:
+            return Period(self.start - relativedelta(months=months), self.start - timedelta(days=1))
+        return self.previous()
 
     def as_json(self) -> dict[str, str]:
         return {"from": self.start.isoformat(), "to": self.end.isoformat()}

@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 from clickhouse_connect.driver.query import QueryResult
 from django.db import connection
 from django_tenants.utils import get_public_schema_name
@@ -109,24 +108,22 @@ def tenant_insert_arrow(
 ) -> int:
     """Bulk columnar insert for one tenant as ONE ``INSERT``; the module adds the ``tenant_id`` column.
 
-    The batches (one schema, column names = table columns) are spooled to a temporary Parquet
-    file first, so memory stays bounded whatever their number, and nothing is sent unless the
-    whole iterable was consumed: if it raises, the table is untouched. Returns the row count.
+    The batches (one schema, column names = table columns) are spooled to a temporary file as an
+    Arrow stream first, so memory stays bounded whatever their number, and nothing is sent unless
+    the whole iterable was consumed: if it raises, the table is untouched. Returns the row count.
+    (Uncompressed Arrow, not Parquet: ClickHouse reads it a quarter faster, docs/benchmarks.md.)
     """
     if not re.fullmatch(r"[a-z_][a-z0-9_]*", table):
         raise ValueError(f"Invalid table name {table!r}.")
     resolved = _resolve_tenant(tenant_id)
     rows = 0
-    with tempfile.TemporaryFile(suffix=".parquet") as spool:
-        writer: pq.ParquetWriter | None = None
+    with tempfile.TemporaryFile(suffix=".arrows") as spool:
+        writer: pa.ipc.RecordBatchStreamWriter | None = None
         try:
             for batch in batches:
                 batch = _with_tenant_column(batch, resolved)
                 if writer is None:
-                    # A spool read once: no statistics; dictionaries cost more to build than they save here.
-                    writer = pq.ParquetWriter(
-                        spool, batch.schema, compression="lz4", use_dictionary=False, write_statistics=False
-                    )
+                    writer, columns = pa.ipc.new_stream(spool, batch.schema), batch.schema.names
                 writer.write_batch(batch)
                 rows += batch.num_rows
         finally:
@@ -134,7 +131,7 @@ def tenant_insert_arrow(
                 writer.close()
         if rows:
             spool.seek(0)
-            get_client().raw_insert(table, writer.schema.names, spool, settings=settings or {}, fmt="Parquet")
+            get_client().raw_insert(table, columns, spool, settings=settings or {}, fmt="ArrowStream")
             _data_changed(table, resolved)
     return rows
 

@@ -176,3 +176,15 @@ def test_the_tenants_timezone_and_today(make_tenant):
     with tenant_context(tenant):
         assert tenant_timezone() == ZoneInfo("Pacific/Kiritimati")
         assert tenant_today() == datetime.now(ZoneInfo("Pacific/Kiritimati")).date()
+
+
+def test_the_previous_period_of_whole_months_is_as_many_months_before():
+    march = Period(date(2025, 3, 1), date(2025, 3, 31))
+    assert march.compared(Comparison.PREVIOUS_PERIOD) == Period(date(2025, 2, 1), date(2025, 2, 28))
+    second_quarter = Period(date(2025, 4, 1), date(2025, 6, 30))
+    assert second_quarter.compared(Comparison.PREVIOUS_PERIOD) == Period(date(2025, 1, 1), date(2025, 3, 31))
+    year = Period(date(2025, 1, 1), date(2025, 12, 31))
+    assert year.compared(Comparison.PREVIOUS_PERIOD) == Period(date(2024, 1, 1), date(2024, 12, 31))
+    # Not whole months: the same number of days right before.
+    mid_month = Period(date(2025, 3, 2), date(2025, 3, 31))
+    assert mid_month.compared(Comparison.PREVIOUS_PERIOD) == Period(date(2025, 1, 31), date(2025, 3, 1))

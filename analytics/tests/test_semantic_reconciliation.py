@@ -474,9 +474,13 @@ def test_halves_round_up_in_every_unit(make_tenant):
 
 
 def compared_period(period: tuple[date, date], comparison: str) -> tuple[date, date]:
-    """The same number of days right before, or the same dates a year earlier (29 February: the 28th)."""
+    """Whole calendar months: as many months right before; other periods: the same number of days right
+    before; previous_year: the same dates a year earlier (29 February: the 28th)."""
     first, last = period
     if comparison == "previous_period":
+        months = (last.year - first.year) * 12 + last.month - first.month + 1
+        if first.day == 1 and (last + timedelta(days=1)).day == 1:
+            return first - relativedelta(months=months), first - timedelta(days=1)
         return first - (last - first) - timedelta(days=1), first - timedelta(days=1)
     return first - relativedelta(years=1), last - relativedelta(years=1)
 

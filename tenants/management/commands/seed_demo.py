@@ -2,6 +2,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django_tenants.utils import tenant_context
 
+from analytics.preaggregations import preaggregations_rebuild
 from integrations.demo.selectors import sales_exist
 from integrations.demo.services import demo_data_generate
 from tenants.accounts.models import User
@@ -52,6 +53,7 @@ class Command(BaseCommand):
         if not sales_exist(tenant_id=tenant.pk):
             generated = demo_data_generate(tenant=tenant, customers=DEMO_CUSTOMERS, seed=DEMO_SEED)
             self.stdout.write(f"Generated demo data: {generated.rows.get('sales_lines', 0):,} sales lines.")
+            preaggregations_rebuild(tenant_id=tenant.pk, timezone=tenant.timezone)
 
         console_url = site_url(settings.PUBLIC_DOMAINS[0])
         self.stdout.write(
