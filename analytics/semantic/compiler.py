@@ -38,6 +38,9 @@ FIRST_ORDERS_FROM_HISTORIES = (
     "SELECT customer_id, first_order_ts FROM customer_histories"
     " WHERE tenant_id = {tenant_id:UInt32} AND build = {histories_build:UInt64}"
 )
+# The RFM join (``rfm.segment``): analytics/analyses/rfm.py's per-customer scores, as of the period's end.
+RFM_ALIAS = "rfm"
+RFM_LOOKBACK_DAYS = 365
 # Columns of the ``orders`` pre-aggregation a sales expression may use (``f.<column>``).
 ORDER_COLUMNS = frozenset(
     (
@@ -121,6 +124,11 @@ def compile_source(
         params[f"filter{number}"] = list(condition.values)
         operator = "NOT IN" if condition.exclude else "IN"
         where.append((condition.dimension, f"{operator} {{filter{number}:Array(String)}}"))
+    if any(f"{RFM_ALIAS}." in d.expressions[source] for d in (*dimensions, *(f.dimension for f in filters))):
+        from analytics.analyses.rfm import rfm_customers_sql  # the analysis imports this module: import late
+
+        # A customer's RFM segment as of the period's last day, over the year before it (the analysis' default).
+        params.update(rfm_customers_sql(as_of=period.end, lookback_days=RFM_LOOKBACK_DAYS, timezone=tz)[1])
     periods = time_buckets(period, granularity)
     bucket_index = {}
     if source in (Source.CUSTOMERS, Source.CONTACTS):
@@ -188,6 +196,10 @@ def _joins(expressions: list[str], row_alias: str, builds: dict[str, int]) -> st
     subqueries = dict(CUSTOMER_JOINS)
     if CUSTOMER_HISTORIES in builds:
         subqueries["acq"] = FIRST_ORDERS_FROM_HISTORIES
+    if f"{RFM_ALIAS}." in text:
+        from analytics.analyses.rfm import RFM_CUSTOMERS_SQL  # the analysis imports this module: import late
+
+        subqueries[RFM_ALIAS] = RFM_CUSTOMERS_SQL
     return "".join(
         f" LEFT JOIN ({subquery}) AS {alias} ON {alias}.customer_id = {row_alias}.customer_id"
         for alias, subquery in subqueries.items()
@@ -331,7 +343,7 @@ BUCKET_ARRAY_JOIN = (
 
 
 def _is_customer_level(expression: str) -> bool:
-    return any(f"{alias}." in expression for alias in CUSTOMER_JOINS)
+    return any(f"{alias}." in expression for alias in (*CUSTOMER_JOINS, RFM_ALIAS))
 
 
 def _customers_sql(

@@ -3,9 +3,9 @@
 Row aliases, per source (compiler.py): ``f`` a sales line (sales, and the customers source's
 order history), ``c`` a customer_attributes row, ``m`` a message event, ``a`` an attributed
 order, ``w`` a web event. Customer-level joins, added when an expression names them:
-``attrs`` (customer attributes) and ``acq`` (first order). ``{tz:String}`` is the tenant's
-timezone and ``{ref_year:UInt16}`` the year the period ends in (for age bands). Every
-expression returns a String.
+``attrs`` (customer attributes), ``acq`` (first order) and ``rfm`` (RFM scores of
+analytics/analyses/rfm.py). ``{tz:String}`` is the tenant's timezone and ``{ref_year:UInt16}``
+the year the period ends in (for age bands). Every expression returns a String.
 """
 
 from __future__ import annotations
@@ -92,6 +92,13 @@ DIMENSIONS: tuple[Dimension, ...] = (
             source: "if(acq.customer_id = '', '', toString(toStartOfMonth(toDate(acq.first_order_ts, {tz:String}))))"
             for source in (*CUSTOMER_SOURCES, CO)
         },
+    ),
+    Dimension(
+        "rfm_segment",
+        _("RFM segment"),
+        "The customer's RFM segment (champions, loyal_customers …) as of the period's last day, scored over the"
+        " 365 days before it; empty for customers without a purchase in those days.",
+        {**{source: "rfm.segment" for source in CUSTOMER_SOURCES}, CO: "rfm.segment"},
     ),
     Dimension("mailing", _("Mailing"), "The mailing of the message.", {M: "m.mailing_id", A: "a.mailing_id"}),
     Dimension("campaign", _("Campaign"), "The campaign of the message.", {M: "m.campaign_id", A: "a.campaign_id"}),

@@ -211,3 +211,34 @@ def test_command_and_api_answer_the_same(generated_tenant, make_user, logged_in_
         with pytest.raises(CommandError, match=message) as error:
             call_command("analysis", "rfm", "--tenant", tenant.slug, *pairs, stdout=StringIO())
         assert error.value.returncode == 2
+
+
+def test_the_rfm_segment_dimension_slices_metrics_by_the_analysis_segments(generated_tenant):
+    """Buyers of the RFM window by ``rfm_segment`` are the analysis' customers of each segment; contacts
+    outside the window have no segment."""
+    from analytics.analyses.rfm import rfm_window
+    from analytics.selectors import metrics_query
+    from analytics.semantic.spec import query_parse
+
+    tenant = generated_tenant()
+    as_of = date(2025, 12, 31)
+    window = rfm_window(as_of, 365)
+    with tenant_context(tenant):
+        segments = {row["segment"]: row["customers"] for row in analysis_run("rfm", {"as_of": as_of})["segments"]}
+        answer = metrics_query(
+            query_parse(
+                {
+                    "metrics": ["buyers", "contacts"],
+                    "dimensions": ["rfm_segment"],
+                    "from": window.start,
+                    "to": window.end,
+                }
+            )
+        )
+    buyers = {row["dimensions"]["rfm_segment"]: row["values"]["buyers"] for row in answer["rows"]}
+    assert {segment: count for segment, count in buyers.items() if segment and count} == {
+        segment: count for segment, count in segments.items() if count
+    }
+    assert buyers.get("", 0) == 0  # every buyer of the window has a segment
+    unscored = next(row for row in answer["rows"] if row["dimensions"]["rfm_segment"] == "")
+    assert unscored["values"]["contacts"] > 0  # customers who did not buy in the window
