@@ -12,6 +12,7 @@ reads a stale build: until the next rebuild it computes from the facts, slower b
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from django.db import connection
 
@@ -44,8 +45,25 @@ HAVING countIf(is_return = 0) > 0
 """
 
 
+@dataclass(frozen=True)
+class Preaggregation:
+    """A derived table rebuilt whole per tenant. ``sql`` inserts one build of it; every build of one rebuild
+    shares the build number, so a later pre-aggregation may read an earlier one (``build = {build:UInt64}``)."""
+
+    name: str
+    sql: str
+
+
+# In build order.
+PREAGGREGATIONS: tuple[Preaggregation, ...] = (
+    Preaggregation(ORDERS, ORDERS_BUILD_SQL),
+    Preaggregation(CUSTOMER_HISTORIES, CUSTOMER_HISTORIES_BUILD_SQL),
+)
+EVERY_BUILD = frozenset(preaggregation.name for preaggregation in PREAGGREGATIONS)
+
+
 def preaggregations_rebuild(*, tenant_id: int, timezone: str) -> dict[str, float]:
-    """Build both pre-aggregations of one tenant from its facts; returns seconds per build.
+    """Build every pre-aggregation of one tenant from its facts; returns seconds per build.
 
     The data version is read before the build: data that lands meanwhile bumps it, and the build
     is then stale from the start, as it should be.
@@ -54,9 +72,10 @@ def preaggregations_rebuild(*, tenant_id: int, timezone: str) -> dict[str, float
     build = time.time_ns()
     params = {"build": build, "tz": timezone}
     seconds = {}
-    for name, sql in ((ORDERS, ORDERS_BUILD_SQL), (CUSTOMER_HISTORIES, CUSTOMER_HISTORIES_BUILD_SQL)):
+    for preaggregation in PREAGGREGATIONS:
+        name = preaggregation.name
         started = time.perf_counter()
-        tenant_command(sql, params, tenant_id=tenant_id, settings=BUILD_SETTINGS)
+        tenant_command(preaggregation.sql, params, tenant_id=tenant_id, settings=BUILD_SETTINGS)
         rows = tenant_query(
             f"SELECT count() FROM {name} WHERE tenant_id = {{tenant_id:UInt32}} AND build = {{build:UInt64}}",
             {"build": build},
@@ -70,9 +89,9 @@ def preaggregations_rebuild(*, tenant_id: int, timezone: str) -> dict[str, float
             {"name": name, "build": build, "version": version, "rows": rows, "seconds": seconds[name]},
             tenant_id=tenant_id,
         )
-    for name in (ORDERS, CUSTOMER_HISTORIES):
+    for preaggregation in PREAGGREGATIONS:
         tenant_command(
-            f"DELETE FROM {name} WHERE tenant_id = {{tenant_id:UInt32}} AND build != {{build:UInt64}}",
+            f"DELETE FROM {preaggregation.name} WHERE tenant_id = {{tenant_id:UInt32}} AND build != {{build:UInt64}}",
             {"build": build},
             tenant_id=tenant_id,
         )
@@ -80,9 +99,9 @@ def preaggregations_rebuild(*, tenant_id: int, timezone: str) -> dict[str, float
 
 
 def preaggregations_rebuild_current() -> dict[str, float]:
-    """Rebuild for the tenant of the current connection, unless its builds are fresh already."""
+    """Rebuild for the tenant of the current connection, unless all its builds are fresh already."""
     tenant = connection.tenant
-    if len(fresh_builds(tenant.pk)) == 2:
+    if set(fresh_builds(tenant.pk)) == EVERY_BUILD:
         return {}
     return preaggregations_rebuild(tenant_id=tenant.pk, timezone=tenant.timezone)
 
