@@ -20,6 +20,8 @@ from analytics.clickhouse.query import data_version, tenant_command, tenant_quer
 
 ORDERS = "orders"
 CUSTOMER_HISTORIES = "customer_histories"
+CUSTOMER_DAYS = "customer_days"
+CUSTOMER_BASE_DAYS = "customer_base_days"
 # Grouping 120M lines by order needs more memory than a default block allows; spill instead of failing.
 BUILD_SETTINGS = {"max_execution_time": 3600, "max_bytes_before_external_group_by": 4 * 2**30}
 
@@ -45,6 +47,53 @@ HAVING countIf(is_return = 0) > 0
 """
 
 
+# Every day with an order of each identified customer within each slice (the shop, a store, an employee, a channel):
+# its sale orders and the running count, its net amount (returns too), and the customer's first, previous and next
+# purchase days within the slice (``prev_day`` 1970-01-01 before the first, ``next_day`` 2149-06-06 after the last).
+# arrayFill carries the latest purchase day forward over return-only days, arrayReverseFill the next one back.
+CUSTOMER_DAYS_BUILD_SQL = """
+INSERT INTO customer_days (tenant_id, build, slice, slice_value, day, customer_id, orders, cum_orders, amount,
+                           first_day, prev_day, next_day)
+SELECT {tenant_id:UInt32}, {build:UInt64}, slice, slice_value, d.1, customer_id, d.2, cum_orders, d.3,
+       first_day, prev_day, next_day
+FROM (
+    SELECT customer_id, slice, slice_value, arraySort(groupArray((day, orders, amount))) AS days,
+           arrayMap(t -> if(t.2 > 0, t.1, toDate(0)), days) AS purchase_days,
+           arrayFirst(x -> x != toDate(0), purchase_days) AS first_day,
+           arrayFill(x -> x != toDate(0), purchase_days) AS latest_purchase,
+           arrayReverseFill(x -> x != toDate('2149-06-06'),
+                            arrayMap(x -> if(x = toDate(0), toDate('2149-06-06'), x), purchase_days)) AS next_purchase
+    FROM (
+        SELECT customer_id, s.1 AS slice, s.2 AS slice_value, day,
+               toUInt32(countIf(is_return = 0)) AS orders, sum(amount) AS amount
+        FROM orders
+        ARRAY JOIN [('all', ''), ('store', toString(store)), ('employee', toString(employee)),
+                    ('channel', toString(channel))] AS s
+        WHERE tenant_id = {tenant_id:UInt32} AND build = {build:UInt64} AND customer_id != ''
+        GROUP BY customer_id, slice, slice_value, day
+    )
+    GROUP BY customer_id, slice, slice_value
+)
+ARRAY JOIN days AS d, arrayCumSum(arrayMap(t -> t.2, days)) AS cum_orders,
+           arrayPushFront(arrayPopBack(latest_purchase), toDate(0)) AS prev_day,
+           arrayPushBack(arrayPopFront(next_purchase), toDate('2149-06-06')) AS next_day
+WHERE first_day != toDate(0)
+"""
+
+# What the customer base gains per day: first purchases, days of lifetime (each purchase adds the days since the
+# previous one) and net amount. Amounts before a customer's first purchase (returns) count from that purchase on.
+CUSTOMER_BASE_DAYS_BUILD_SQL = """
+INSERT INTO customer_base_days (tenant_id, build, slice, slice_value, day, first_purchases, lifetime_days, amount)
+SELECT {tenant_id:UInt32}, {build:UInt64}, slice, slice_value, greatest(day, first_day) AS base_day,
+       countIf(orders > 0 AND prev_day = toDate(0)),
+       sumIf(toInt64(day) - toInt64(prev_day), orders > 0 AND prev_day != toDate(0)),
+       sum(amount)
+FROM customer_days
+WHERE tenant_id = {tenant_id:UInt32} AND build = {build:UInt64}
+GROUP BY slice, slice_value, base_day
+"""
+
+
 @dataclass(frozen=True)
 class Preaggregation:
     """A derived table rebuilt whole per tenant. ``sql`` inserts one build of it; every build of one rebuild
@@ -58,6 +107,8 @@ class Preaggregation:
 PREAGGREGATIONS: tuple[Preaggregation, ...] = (
     Preaggregation(ORDERS, ORDERS_BUILD_SQL),
     Preaggregation(CUSTOMER_HISTORIES, CUSTOMER_HISTORIES_BUILD_SQL),
+    Preaggregation(CUSTOMER_DAYS, CUSTOMER_DAYS_BUILD_SQL),
+    Preaggregation(CUSTOMER_BASE_DAYS, CUSTOMER_BASE_DAYS_BUILD_SQL),
 )
 EVERY_BUILD = frozenset(preaggregation.name for preaggregation in PREAGGREGATIONS)
 

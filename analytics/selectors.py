@@ -18,6 +18,7 @@ from analytics.periods import Period
 from analytics.preaggregations import fresh_builds
 from analytics.semantic.catalog import DIMENSIONS_BY_ID, METRICS_BY_ID, base_metrics
 from analytics.semantic.compiler import TenantSettings, bucket_number, compile_source, time_buckets
+from analytics.semantic.customer_days import customer_days_source
 from analytics.semantic.registry import Metric, Source, Unit
 from analytics.semantic.spec import MetricQuery
 
@@ -104,12 +105,14 @@ def _evaluate(
 def _base_values(
     query: MetricQuery, period: Period, tenant_settings: TenantSettings, dimension_ids: tuple[str, ...], granularity
 ) -> dict[RowKey, dict[str, Any]]:
+    dimensions = tuple(DIMENSIONS_BY_ID[d] for d in dimension_ids)
+    filtered_by = tuple(condition.dimension for condition in query.filters)
     by_source: dict[Source, list[Metric]] = defaultdict(list)
     for metric_id in query.metrics:
         for base in base_metrics(metric_id):
-            if base not in by_source[base.source]:
-                by_source[base.source].append(base)
-    dimensions = tuple(DIMENSIONS_BY_ID[d] for d in dimension_ids)
+            source = customer_days_source(base, dimensions, filtered_by, tenant_settings.builds)
+            if base not in by_source[source]:
+                by_source[source].append(base)
     values: dict[RowKey, dict[str, Any]] = defaultdict(dict)
     for source, metrics in by_source.items():
         compiled = compile_source(

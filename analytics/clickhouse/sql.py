@@ -225,3 +225,45 @@ CREATE TABLE IF NOT EXISTS data_versions (
 ) ENGINE = ReplacingMergeTree(version)
 ORDER BY tenant_id
 """
+
+
+def CUSTOMER_DAYS_TABLE_SQL() -> str:
+    # One row per identified customer, day with an order and slice (the whole shop, or one store, employee or
+    # channel): the customer's history within the slice, with the neighbouring purchase days, so customer metrics
+    # count rows of a few days instead of evaluating every history (analytics/semantic/customer_days.py).
+    return """
+CREATE TABLE IF NOT EXISTS customer_days (
+    tenant_id UInt32,
+    build UInt64,
+    slice Enum8('all' = 0, 'store' = 1, 'employee' = 2, 'channel' = 3),
+    slice_value LowCardinality(String),
+    day Date,
+    customer_id String CODEC(ZSTD(1)),
+    orders UInt32,
+    cum_orders UInt32,
+    amount Decimal(18, 2),
+    first_day Date,
+    prev_day Date,
+    next_day Date
+) ENGINE = MergeTree
+PARTITION BY toYYYYMM(day)
+ORDER BY (tenant_id, build, slice, day, slice_value)
+"""
+
+
+def CUSTOMER_BASE_DAYS_TABLE_SQL() -> str:
+    # Per slice value and day, what the customer base accumulates: customers whose first purchase it was, days of
+    # lifetime added, net amount. Summed over the days before a bucket's end they give the base at that end.
+    return """
+CREATE TABLE IF NOT EXISTS customer_base_days (
+    tenant_id UInt32,
+    build UInt64,
+    slice Enum8('all' = 0, 'store' = 1, 'employee' = 2, 'channel' = 3),
+    slice_value LowCardinality(String),
+    day Date,
+    first_purchases UInt64,
+    lifetime_days Int64,
+    amount Decimal(38, 2)
+) ENGINE = MergeTree
+ORDER BY (tenant_id, build, slice, slice_value, day)
+"""

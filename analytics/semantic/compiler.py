@@ -17,7 +17,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from analytics.periods import Granularity, Period, bucket_start, buckets
-from analytics.preaggregations import CUSTOMER_HISTORIES, ORDERS
+from analytics.preaggregations import CUSTOMER_BASE_DAYS, CUSTOMER_DAYS, CUSTOMER_HISTORIES, ORDERS
+from analytics.semantic.customer_days import customer_days_apply, customer_days_sql
 from analytics.semantic.metrics import ORDER_GRAIN_SQL
 from analytics.semantic.registry import Dimension, Metric, Source
 
@@ -134,7 +135,11 @@ def compile_source(
     if source in (Source.CUSTOMERS, Source.CONTACTS):
         _bind_bucket_bounds(params, periods, granularity, tz)
         params["churn_days"] = settings.churn_window_days
-        if source is Source.CUSTOMERS:
+        if source is Source.CUSTOMERS and customer_days_apply(dimensions, tuple(d for d, _test in where), builds):
+            params["customer_days_build"] = builds[CUSTOMER_DAYS]
+            params["customer_base_days_build"] = builds[CUSTOMER_BASE_DAYS]
+            sql = customer_days_sql(metrics, dimensions, [test for _d, test in where], params)
+        elif source is Source.CUSTOMERS:
             sql = _customers_sql(metrics, dimensions, where, builds)
         else:
             sql = _contacts_sql(metrics, dimensions, where, builds)

@@ -505,3 +505,23 @@ ORDER_GRAIN_SQL: dict[str, str] = {
     "identified_orders": f"countIf({IDENTIFIED_SALE})",
     "online_orders": f"countIf({SALE} AND f.channel = 'online')",
 }
+
+# Customer metrics over the customer-day builds (analytics/semantic/customer_days.py): expressions of the measures
+# that module counts per bucket and slice value.
+CUSTOMER_DAYS_SQL = {
+    # Sales metrics, counted there per order otherwise.
+    "buyers": "sum(buyers)",
+    "online_buyers": "sum(online_buyers)",
+    "offline_buyers": "sum(offline_buyers)",
+    "omnichannel_buyers": "sum(online_buyers) + sum(offline_buyers) - sum(channel_buyers)",
+    "new_customers": "sum(new_customers)",
+    "repeat_customers": "sum(repeat_customers)",
+    "retained_customers": "sum(retained_customers)",
+    "previous_buyers": "sum(previous_buyers)",
+    "churned_customers": "sum(churned_customers)",
+    "customer_base": "sum(base_end)",
+    "customer_base_start": "sum(base_start)",
+    "customer_base_growth": "sum(base_end) - sum(base_start)",
+    "lifetime_days": "toDecimal128(sum(lifetime_end), 2) / nullIf(sum(base_end), 0)",
+    "customer_base_revenue": "sum(amount_end)",
+}

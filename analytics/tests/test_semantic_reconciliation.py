@@ -166,6 +166,8 @@ SLICES = {
         "week",
     ),
     "weekdays only, by week": ((), (("weekday", ("6", "7"), True),), QUARTER, "week"),
+    "two stores by week": (("store",), (("store", Top("lines", "store", 2), False),), QUARTER, "week"),
+    "channel by year without online": (("channel",), (("channel", ("online",), True),), WHOLE_HISTORY, "year"),
     "one campaign by month": (
         ("mailing",),
         (("campaign", Top("messages", "campaign_id", 1), False),),
@@ -218,11 +220,14 @@ def test_preaggregations_give_the_same_answers(shop, monkeypatch):
     for granularity in (None, "week"):
         for period in (MONTH, ACROSS_NEW_YEAR, ONE_DAY):
             reconcile(tenant, facts, ALL_METRICS, period, granularity=granularity)
-    for name in ("store by month", "acquisition cohort", "weekday without online", "store of Moscow members"):
+    slices = ("store by month", "employee", "two stores by week", "channel by year without online")
+    for name in (*slices, "acquisition cohort", "weekday without online", "store of Moscow members"):
         reconcile_slice(tenant, facts, name)
     reconcile(tenant, facts, ALL_METRICS, QUARTER, granularity="month", compare="previous_year")
     assert any("FROM orders AS f" in sql for sql in sent)
-    assert any("FROM customer_histories" in sql for sql in sent)
+    assert any("FROM customer_histories" in sql for sql in sent)  # customer-level slices (cohort, city)
+    assert any("FROM customer_days" in sql for sql in sent)
+    assert any("FROM customer_base_days" in sql for sql in sent)
 
 
 # --- Timezones ------------------------------------------------------------------------------------------------------

@@ -1,0 +1,3 @@
+from analytics.clickhouse.sql import CUSTOMER_BASE_DAYS_TABLE_SQL, CUSTOMER_DAYS_TABLE_SQL
+
+operations = [CUSTOMER_DAYS_TABLE_SQL(), CUSTOMER_BASE_DAYS_TABLE_SQL()]
