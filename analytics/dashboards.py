@@ -29,7 +29,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from analytics.periods import Comparison, Granularity, Period, bucket_start, buckets, parse_choice, parse_period
-from analytics.selectors import metrics_query
+from analytics.selectors import metrics_query, shared_statements
 from analytics.semantic.catalog import DIMENSIONS_BY_ID, METRICS_BY_ID, applicable_dimensions
 from analytics.semantic.registry import Unit
 from analytics.semantic.spec import MAX_ROW_LIMIT, query_parse
@@ -495,9 +495,9 @@ DASHBOARDS: tuple[Dashboard, ...] = (
             Widget("by_employee", gettext_lazy("By employee"), TABLE, MANAGER, ("employee",), top=50, wide=True),
             Widget(
                 "repeat",
-                gettext_lazy("Buyers and repeat customers"),
+                gettext_lazy("One-time and repeat buyers"),
                 BAR,
-                ("buyers", "repeat_customers", "new_customers"),
+                ("buyers", "one_time_customers", "repeat_customers"),
                 ("employee",),
                 compare=False,
                 top=CHART_SERIES,
@@ -615,8 +615,9 @@ def trend_granularity(period: Period, coarsest: Granularity) -> Granularity:
 
 
 def dashboard_render(dashboard: Dashboard, state: DashboardState) -> list[dict[str, Any]]:
-    """Every widget of ``dashboard`` answered for ``state``, in order."""
-    return [widget_render(widget, state) for widget in dashboard.widgets]
+    """Every widget of ``dashboard`` answered for ``state``, in order (sharing the statements they have in common)."""
+    with shared_statements():
+        return [widget_render(widget, state) for widget in dashboard.widgets]
 
 
 def widget_render(widget: Widget, state: DashboardState) -> dict[str, Any]:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,12 +20,13 @@ from analytics.clickhouse.query import data_version, tenant_query
 from analytics.periods import Period
 from analytics.preaggregations import fresh_builds
 from analytics.semantic.catalog import DIMENSIONS_BY_ID, METRICS_BY_ID, base_metrics
-from analytics.semantic.compiler import TenantSettings, bucket_number, compile_source, time_buckets
+from analytics.semantic.compiler import CompiledQuery, TenantSettings, bucket_number, compile_source, time_buckets
 from analytics.semantic.customer_days import customer_days_source
 from analytics.semantic.registry import Metric, Source, Unit
 from analytics.semantic.spec import MetricQuery
 
 RowKey = tuple[int, tuple[str, ...]]  # (bucket number, dimension values)
+_shared_rows: ContextVar[dict[tuple, list[tuple]] | None] = ContextVar("shared_rows", default=None)
 CENT = Decimal("0.01")
 
 
@@ -108,7 +112,7 @@ def _base_values(
     dimensions = tuple(DIMENSIONS_BY_ID[d] for d in dimension_ids)
     filtered_by = tuple(condition.dimension for condition in query.filters)
     by_source: dict[Source, list[Metric]] = defaultdict(list)
-    for metric_id in query.metrics:
+    for metric_id in sorted(query.metrics):  # one order whatever the query's: equal statements are shared
         for base in base_metrics(metric_id):
             source = customer_days_source(base, dimensions, filtered_by, tenant_settings.builds)
             if base not in by_source[source]:
@@ -118,12 +122,33 @@ def _base_values(
         compiled = compile_source(
             source, tuple(metrics), dimensions, query.filters, period, granularity, tenant_settings
         )
-        result = tenant_query(compiled.sql, compiled.params)
-        for row in result.result_rows:
+        for row in _statement_rows(compiled):
             key = (bucket_number(compiled, row[0]), tuple(row[1 : 1 + len(dimensions)]))
             for metric, value in zip(metrics, row[1 + len(dimensions) :], strict=True):
                 values[key][metric.id] = value
     return values
+
+
+def _statement_rows(compiled: CompiledQuery) -> list[tuple]:
+    """The statement's rows; inside ``shared_statements`` a statement already run there is not run again."""
+    shared = _shared_rows.get()
+    if shared is None:
+        return tenant_query(compiled.sql, compiled.params).result_rows
+    key = (connection.tenant.pk, compiled.sql, repr(sorted(compiled.params.items())))
+    if key not in shared:
+        shared[key] = tenant_query(compiled.sql, compiled.params).result_rows
+    return shared[key]
+
+
+@contextmanager
+def shared_statements() -> Iterator[None]:
+    """Within the block, equal statements (the same SQL and parameters) run once: a dashboard's widgets often ask
+    for the same totals and comparisons. Not a cache: nothing outlives the block."""
+    token = _shared_rows.set({})
+    try:
+        yield
+    finally:
+        _shared_rows.reset(token)
 
 
 def _metric_values(metric_ids: tuple[str, ...], base: dict[str, Any]) -> dict[str, Any]:

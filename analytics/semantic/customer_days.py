@@ -59,6 +59,7 @@ ROLES = {
             "buyers": ("countIf(prev_day < b_start)", COUNT),
             "new_customers": ("countIf(prev_day = toDate(0))", COUNT),
             "repeat_customers": ("countIf(prev_day < b_start AND (cum_orders >= 2 OR next_day < b_end))", COUNT),
+            "one_time_customers": ("countIf(prev_day = toDate(0) AND cum_orders = 1 AND next_day >= b_end)", COUNT),
             "retained_customers": ("countIf(prev_day < b_start AND prev_day >= p_start)", COUNT),
         },
     ),

@@ -181,6 +181,15 @@ METRICS: tuple[Metric, ...] = (
         f"countIf({BOUGHT_IN_BUCKET} AND arrayCount(x -> x < b_end, h.orders) >= 2)",
         "buyers of the period with 2+ orders up to its end",
     ),
+    _base(
+        "one_time_customers",
+        _("One-time customers"),
+        Group.CRM,
+        Unit.COUNT,
+        CU,
+        f"countIf({BOUGHT_IN_BUCKET} AND arrayCount(x -> x < b_end, h.orders) = 1)",
+        "buyers of the period with exactly one order up to its end",
+    ),
     _ratio("repeat_share", _("Repeat share"), Group.CRM, Unit.PERCENT, "repeat_customers", "buyers"),
     _base(
         "customer_base",
@@ -516,6 +525,7 @@ CUSTOMER_DAYS_SQL = {
     "omnichannel_buyers": "sum(online_buyers) + sum(offline_buyers) - sum(channel_buyers)",
     "new_customers": "sum(new_customers)",
     "repeat_customers": "sum(repeat_customers)",
+    "one_time_customers": "sum(one_time_customers)",
     "retained_customers": "sum(retained_customers)",
     "previous_buyers": "sum(previous_buyers)",
     "churned_customers": "sum(churned_customers)",

@@ -286,6 +286,10 @@ class Slice:
         return sum(1 for customer in self.bucket_buyers if self.days.orders[customer] >= 2)
 
     @cached_property
+    def one_time_customers(self) -> int:
+        return sum(1 for customer in self.bucket_buyers if self.days.orders[customer] == 1)
+
+    @cached_property
     def churned_customers(self) -> int:
         churns = self.rows.churn_days
         return churns[(churns.day >= self.first) & (churns.day <= self.last)].customer_id.nunique()
@@ -369,6 +373,7 @@ REFERENCE: dict[str, Callable[[Slice], Any]] = {
     "revenue_per_buyer": _ratio_of("identified_revenue", "buyers"),
     "new_customers": lambda s: int(((s.first_day >= s.first) & (s.first_day <= s.last)).sum()),
     "repeat_customers": lambda s: s.repeat_customers,
+    "one_time_customers": lambda s: s.one_time_customers,
     "repeat_share": _share("repeat_customers", "buyers"),
     "customer_base": lambda s: len(s.base),
     "customer_base_start": lambda s: int((s.first_day < s.first).sum()),
