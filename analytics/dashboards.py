@@ -28,6 +28,8 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from analytics.analyses.journey import SANKEY_TARGET_PREFIX
+from analytics.labels import FIELD_LABELS, field_label, result_value_labels, value_label
 from analytics.periods import Comparison, Granularity, Period, bucket_start, buckets, parse_choice, parse_period
 from analytics.selectors import metrics_query, shared_statements
 from analytics.semantic.catalog import DIMENSIONS_BY_ID, METRICS_BY_ID, applicable_dimensions
@@ -873,26 +875,6 @@ CHART_BUILDERS = {
 MAX_ANALYSIS_TABLE_ROWS = 500
 # Keys the page shows elsewhere: the name in the title, the parameters in the form, chart data in the chart.
 ANALYSIS_HIDDEN_KEYS = frozenset({"analysis", "params", "sankey", "matrix"})
-FIELD_LABELS = {
-    "customers": gettext_lazy("Customers"),
-    "share": gettext_lazy("Share, %"),
-    "revenue_share": gettext_lazy("Share of revenue, %"),
-    "customer_share": gettext_lazy("Share of customers, %"),
-    "segment": gettext_lazy("Segment"),
-    "label": gettext_lazy("Name"),
-    "period": gettext_lazy("Period"),
-    "from": gettext_lazy("From"),
-    "to": gettext_lazy("To"),
-}
-
-
-def field_label(key: str) -> str:
-    """A result key's label: the metric's when the key is a metric id, else the key in words."""
-    if key in FIELD_LABELS:
-        return str(FIELD_LABELS[key])
-    if key in METRICS_BY_ID:
-        return str(METRICS_BY_ID[key].label)
-    return key.replace("_", " ").capitalize()
 
 
 def analysis_sections(result: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -903,23 +885,54 @@ def analysis_sections(result: Mapping[str, Any]) -> list[dict[str, Any]]:
     is printed as JSON.
     """
     shown = {key: value for key, value in result.items() if key not in ANALYSIS_HIDDEN_KEYS}
-    return _mapping_sections("", shown)
+    return _ResultPrinter(result).mapping_sections("", shown)
 
 
-def _mapping_sections(title: str, mapping: Mapping[str, Any]) -> list[dict[str, Any]]:
-    facts = [(field_label(key), cell_text(value)) for key, value in mapping.items() if _is_plain(value)]
-    sections: list[dict[str, Any]] = [{"kind": "facts", "title": title, "facts": facts}] if facts else []
-    for key, value in mapping.items():
-        path = f"{title} · {field_label(key)}" if title else field_label(key)
-        if _is_plain(value):
-            continue
-        if isinstance(value, Mapping):
-            sections.extend(_mapping_sections(path, value))
-        elif isinstance(value, list) and value and all(isinstance(item, Mapping) for item in value):
-            sections.append(_table_section(path, value))
-        else:
-            sections.append({"kind": "json", "title": path, "text": _json_text(value)})
-    return sections
+class _ResultPrinter:
+    """Prints one result: its keys labelled in the analysis's sense, its coded values by their labels."""
+
+    def __init__(self, result: Mapping[str, Any]) -> None:
+        self.analysis = str(result.get("analysis", ""))
+        self.value_labels = result_value_labels(result)
+
+    def label(self, key: str) -> str:
+        return field_label(key, self.analysis)
+
+    def text(self, key: str, value: Any) -> str:
+        label = value_label(self.value_labels, key, value)
+        return label if label is not None else cell_text(value)
+
+    def mapping_sections(self, title: str, mapping: Mapping[str, Any]) -> list[dict[str, Any]]:
+        facts = [(self.label(key), self.text(key, value)) for key, value in mapping.items() if _is_plain(value)]
+        sections: list[dict[str, Any]] = [{"kind": "facts", "title": title, "facts": facts}] if facts else []
+        for key, value in mapping.items():
+            path = f"{title} · {self.label(key)}" if title else self.label(key)
+            if _is_plain(value):
+                continue
+            if isinstance(value, Mapping):
+                sections.extend(self.mapping_sections(path, value))
+            elif isinstance(value, list) and value and all(isinstance(item, Mapping) for item in value):
+                sections.append(self.table_section(path, value))
+            else:
+                sections.append({"kind": "json", "title": path, "text": _json_text(value)})
+        return sections
+
+    def table_section(self, title: str, items: list[Mapping[str, Any]]) -> dict[str, Any]:
+        columns = list(dict.fromkeys(name for item in items for name in item))
+        rows = [
+            [{"text": self.text(name, item.get(name)), "numeric": _is_number(item.get(name))} for name in columns]
+            for item in items[:MAX_ANALYSIS_TABLE_ROWS]
+        ]
+        return {
+            "kind": "table",
+            "title": title,
+            "header": [self.label(name) for name in columns],
+            "metrics": [],
+            "columns": len(columns),
+            "rows": rows,
+            "shown": len(rows),
+            "row_count": len(items),
+        }
 
 
 def _is_plain(value: Any) -> bool:
@@ -927,24 +940,6 @@ def _is_plain(value: Any) -> bool:
     if isinstance(value, list | tuple):
         return all(not isinstance(item, Mapping | list | tuple) for item in value) and len(value) <= 20
     return not isinstance(value, Mapping)
-
-
-def _table_section(title: str, items: list[Mapping[str, Any]]) -> dict[str, Any]:
-    columns = list(dict.fromkeys(name for item in items for name in item))
-    rows = [
-        [{"text": cell_text(item.get(name)), "numeric": _is_number(item.get(name))} for name in columns]
-        for item in items[:MAX_ANALYSIS_TABLE_ROWS]
-    ]
-    return {
-        "kind": "table",
-        "title": title,
-        "header": [field_label(name) for name in columns],
-        "metrics": [],
-        "columns": len(columns),
-        "rows": rows,
-        "shown": len(rows),
-        "row_count": len(items),
-    }
 
 
 def _is_number(value: Any) -> bool:
@@ -1052,12 +1047,13 @@ def _discount_depth_charts(result: Mapping[str, Any]) -> list[tuple[str, dict[st
         return []
     labels = list(dict.fromkeys(row["label"] for row in rows))
     segments = list(dict.fromkeys(row.get("segment", "") for row in rows))
+    value_labels = result_value_labels(result)
     charts = []
     for key, unit in (("average_check", Unit.MONEY), ("repeat_rate", Unit.PERCENT)):
         values = {(row.get("segment", ""), row["label"]): row.get(key) for row in rows}
         series = [
             {
-                "name": segment or field_label(key),
+                "name": value_label(value_labels, "segment", segment) or segment or field_label(key),
                 "data": [values.get((segment, label)) for label in labels],
             }
             for segment in segments
@@ -1072,7 +1068,17 @@ def _journey_charts(result: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]
     sankey = result.get("sankey")
     if not isinstance(sankey, Mapping) or not sankey.get("links"):
         return []
-    chart = {"type": "sankey", "unit": Unit.COUNT.value, "nodes": sankey["nodes"], "links": sankey["links"]}
+    value_labels = result_value_labels(result)
+
+    def step(node: str) -> str:
+        """A node's name with its step's label (a channel's, say); a target keeps its prefix."""
+        name = node.removeprefix(SANKEY_TARGET_PREFIX)
+        shown = value_label(value_labels, "name", name) or name
+        return SANKEY_TARGET_PREFIX + shown if node != name else shown
+
+    nodes = [{**node, "name": step(node["name"])} for node in sankey["nodes"]]
+    links = [{**link, "source": step(link["source"]), "target": step(link["target"])} for link in sankey["links"]]
+    chart = {"type": "sankey", "unit": Unit.COUNT.value, "nodes": nodes, "links": links}
     return [(_("From one purchase to the next"), chart)]
 
 

@@ -168,3 +168,8 @@ def tenant_timezone() -> ZoneInfo:
 
 def tenant_today() -> date:
     return datetime.now(tenant_timezone()).date()
+
+
+def last_twelve_months_start() -> date:
+    """The first day of the month eleven months back: with the current month, the last 12 months."""
+    return (tenant_today() - relativedelta(months=11)).replace(day=1)

@@ -15,13 +15,21 @@ import time
 from dataclasses import dataclass
 
 from django.db import connection
+from django_tenants.utils import get_tenant_model
 
 from analytics.clickhouse.query import data_version, tenant_command, tenant_query
+from analytics.semantic.customer_days import (
+    CUSTOMER_BASE_DAYS,
+    CUSTOMER_DAYS,
+    CUSTOMER_FLOWS,
+    CUSTOMER_FLOWS_BUILD_SQL,
+)
+from analytics.semantic.event_rollups import ATTRIBUTED_ORDERS, EVENT_ROLLUP_BUILDS
+from analytics.semantic.rollups import ASSORTMENT_DAYS, ASSORTMENT_DAYS_BUILD_SQL, SALES_DAYS, SALES_DAYS_BUILD_SQL
 
 ORDERS = "orders"
 CUSTOMER_HISTORIES = "customer_histories"
-CUSTOMER_DAYS = "customer_days"
-CUSTOMER_BASE_DAYS = "customer_base_days"
+CONTACT_DAYS = "contact_days"
 # Grouping 120M lines by order needs more memory than a default block allows; spill instead of failing.
 BUILD_SETTINGS = {"max_execution_time": 3600, "max_bytes_before_external_group_by": 4 * 2**30}
 
@@ -50,34 +58,35 @@ HAVING countIf(is_return = 0) > 0
 # Every day with an order of each identified customer within each slice (the shop, a store, an employee, a channel):
 # its sale orders and the running count, its net amount (returns too), and the customer's first, previous and next
 # purchase days within the slice (``prev_day`` 1970-01-01 before the first, ``next_day`` 2149-06-06 after the last).
-# arrayFill carries the latest purchase day forward over return-only days, arrayReverseFill the next one back.
+# One GROUP BY per (customer, slice value) collects the orders; days are merged in the arrays (a customer has few),
+# which is cheaper than grouping the orders by day first. arrayFill carries the latest purchase day forward over
+# return-only days, arrayReverseFill the next one back.
 CUSTOMER_DAYS_BUILD_SQL = """
 INSERT INTO customer_days (tenant_id, build, slice, slice_value, day, customer_id, orders, cum_orders, amount,
                            first_day, prev_day, next_day)
-SELECT {tenant_id:UInt32}, {build:UInt64}, slice, slice_value, d.1, customer_id, d.2, cum_orders, d.3,
+SELECT {tenant_id:UInt32}, {build:UInt64}, slice, slice_value, day, customer_id, day_orders, cum_orders, day_amount,
        first_day, prev_day, next_day
 FROM (
-    SELECT customer_id, slice, slice_value, arraySort(groupArray((day, orders, amount))) AS days,
-           arrayMap(t -> if(t.2 > 0, t.1, toDate(0)), days) AS purchase_days,
+    SELECT customer_id, s.1 AS slice, s.2 AS slice_value, arraySort(groupArray((day, is_return, amount))) AS lines,
+           arrayDistinct(arrayMap(t -> t.1, lines)) AS days,
+           arrayMap(d -> toUInt32(arrayCount(t -> t.1 = d AND t.2 = 0, lines)), days) AS orders_per_day,
+           arrayMap(d -> arraySum(arrayMap(t -> if(t.1 = d, t.3, toDecimal64(0, 2)), lines)), days) AS amount_per_day,
+           arrayMap((d, n) -> if(n > 0, d, toDate(0)), days, orders_per_day) AS purchase_days,
            arrayFirst(x -> x != toDate(0), purchase_days) AS first_day,
            arrayFill(x -> x != toDate(0), purchase_days) AS latest_purchase,
            arrayReverseFill(x -> x != toDate('2149-06-06'),
                             arrayMap(x -> if(x = toDate(0), toDate('2149-06-06'), x), purchase_days)) AS next_purchase
-    FROM (
-        SELECT customer_id, s.1 AS slice, s.2 AS slice_value, day,
-               toUInt32(countIf(is_return = 0)) AS orders, sum(amount) AS amount
-        FROM orders
-        ARRAY JOIN [('all', ''), ('store', toString(store)), ('employee', toString(employee)),
-                    ('channel', toString(channel))] AS s
-        WHERE tenant_id = {tenant_id:UInt32} AND build = {build:UInt64} AND customer_id != ''
-        GROUP BY customer_id, slice, slice_value, day
-    )
+    FROM orders
+    ARRAY JOIN [('all', ''), ('store', toString(store)), ('employee', toString(employee)),
+                ('channel', toString(channel))] AS s
+    WHERE tenant_id = {tenant_id:UInt32} AND build = {build:UInt64} AND customer_id != ''
     GROUP BY customer_id, slice, slice_value
+    HAVING first_day != toDate(0)
 )
-ARRAY JOIN days AS d, arrayCumSum(arrayMap(t -> t.2, days)) AS cum_orders,
+ARRAY JOIN days AS day, orders_per_day AS day_orders, amount_per_day AS day_amount,
+           arrayCumSum(orders_per_day) AS cum_orders,
            arrayPushFront(arrayPopBack(latest_purchase), toDate(0)) AS prev_day,
            arrayPushBack(arrayPopFront(next_purchase), toDate('2149-06-06')) AS next_day
-WHERE first_day != toDate(0)
 """
 
 # What the customer base gains per day: first purchases, days of lifetime (each purchase adds the days since the
@@ -91,6 +100,25 @@ SELECT {tenant_id:UInt32}, {build:UInt64}, slice, slice_value, greatest(day, fir
 FROM customer_days
 WHERE tenant_id = {tenant_id:UInt32} AND build = {build:UInt64}
 GROUP BY slice, slice_value, base_day
+"""
+
+
+# Contacts per join day, reachability and each grain: the whole base ('all') or one attribute column.
+CONTACT_DAYS_BUILD_SQL = """
+INSERT INTO contact_days (tenant_id, build, grain, created_day, city, gender, birth_year, home_store, loyalty_program,
+                          email_reachable, sms_reachable, contacts)
+SELECT {tenant_id:UInt32}, {build:UInt64}, grain, created_day,
+       if(grain = 'city', c.city, ''), if(grain = 'gender', c.gender, ''), if(grain = 'birth_year', c.birth_year, 0),
+       if(grain = 'home_store', c.home_store, ''), if(grain = 'loyalty_program', c.loyalty_program, ''),
+       c.email_reachable, c.sms_reachable, count()
+FROM (
+    SELECT toDate(created_at, {tz:String}) AS created_day, city, gender, birth_year, home_store, loyalty_program,
+           email_reachable, sms_reachable
+    FROM customer_attributes FINAL
+    WHERE tenant_id = {tenant_id:UInt32}
+) AS c
+ARRAY JOIN ['all', 'city', 'gender', 'birth_year', 'home_store', 'loyalty_program'] AS grain
+GROUP BY grain, created_day, 5, 6, 7, 8, 9, c.email_reachable, c.sms_reachable
 """
 
 
@@ -109,43 +137,70 @@ PREAGGREGATIONS: tuple[Preaggregation, ...] = (
     Preaggregation(CUSTOMER_HISTORIES, CUSTOMER_HISTORIES_BUILD_SQL),
     Preaggregation(CUSTOMER_DAYS, CUSTOMER_DAYS_BUILD_SQL),
     Preaggregation(CUSTOMER_BASE_DAYS, CUSTOMER_BASE_DAYS_BUILD_SQL),
+    Preaggregation(CUSTOMER_FLOWS, CUSTOMER_FLOWS_BUILD_SQL),
+    Preaggregation(CONTACT_DAYS, CONTACT_DAYS_BUILD_SQL),
+    Preaggregation(SALES_DAYS, SALES_DAYS_BUILD_SQL),
+    Preaggregation(ASSORTMENT_DAYS, ASSORTMENT_DAYS_BUILD_SQL),
+    *(Preaggregation(name, sql) for name, sql in EVENT_ROLLUP_BUILDS),
 )
 EVERY_BUILD = frozenset(preaggregation.name for preaggregation in PREAGGREGATIONS)
 
 
-def preaggregations_rebuild(*, tenant_id: int, timezone: str) -> dict[str, float]:
+def preaggregations_rebuild(
+    *, tenant_id: int, timezone: str, attribution_window_days: int | None = None
+) -> dict[str, float]:
     """Build every pre-aggregation of one tenant from its facts; returns seconds per build.
 
     The data version is read before the build: data that lands meanwhile bumps it, and the build
-    is then stale from the start, as it should be.
+    is then stale from the start, as it should be. The attribution window is the tenant's unless given.
     """
     version = data_version(tenant_id)
     build = time.time_ns()
+    if attribution_window_days is None:
+        attribution_window_days = tenant_attribution_window_days(tenant_id)
     seconds = {
         preaggregation.name: preaggregation_build(
-            preaggregation, tenant_id=tenant_id, timezone=timezone, build=build, data_version=version
+            preaggregation,
+            tenant_id=tenant_id,
+            timezone=timezone,
+            build=build,
+            data_version=version,
+            attribution_window_days=attribution_window_days,
         )
         for preaggregation in PREAGGREGATIONS
     }
+    # Queries read only the fresh build, so the older ones can go in the background: waiting for eleven
+    # mutations would make every rebuild as slow as the busiest table's merges.
     for preaggregation in PREAGGREGATIONS:
         tenant_command(
             f"DELETE FROM {preaggregation.name} WHERE tenant_id = {{tenant_id:UInt32}} AND build != {{build:UInt64}}",
             {"build": build},
             tenant_id=tenant_id,
+            settings={"lightweight_deletes_sync": 0},
         )
     return seconds
 
 
 def preaggregation_build(
-    preaggregation: Preaggregation, *, tenant_id: int, timezone: str, build: int, data_version: int
+    preaggregation: Preaggregation,
+    *,
+    tenant_id: int,
+    timezone: str,
+    build: int,
+    data_version: int,
+    attribution_window_days: int | None = None,
 ) -> float:
-    """Insert one build of one pre-aggregation and record it as made from ``data_version``; returns seconds.
+    """Insert one build of one pre-aggregation and record it as made from ``data_version`` (and with the
+    attribution window, the tenant's unless given); returns seconds.
 
     The benchmarks call it alone to add one pre-aggregation to a fresh set of builds (same build number).
     """
     name = preaggregation.name
+    if attribution_window_days is None:
+        attribution_window_days = tenant_attribution_window_days(tenant_id)
     started = time.perf_counter()
-    tenant_command(preaggregation.sql, {"build": build, "tz": timezone}, tenant_id=tenant_id, settings=BUILD_SETTINGS)
+    params = {"build": build, "tz": timezone, "attribution_days": attribution_window_days}
+    tenant_command(preaggregation.sql, params, tenant_id=tenant_id, settings=BUILD_SETTINGS)
     rows = tenant_query(
         f"SELECT count() FROM {name} WHERE tenant_id = {{tenant_id:UInt32}} AND build = {{build:UInt64}}",
         {"build": build},
@@ -153,10 +208,17 @@ def preaggregation_build(
     ).result_rows[0][0]
     seconds = time.perf_counter() - started
     tenant_command(
-        "INSERT INTO preaggregation_builds (tenant_id, name, build, data_version, rows, seconds)"
-        " VALUES ({tenant_id:UInt32}, {name:String}, {build:UInt64}, {version:UInt64}, {rows:UInt64},"
-        " {seconds:Float64})",
-        {"name": name, "build": build, "version": data_version, "rows": rows, "seconds": seconds},
+        "INSERT INTO preaggregation_builds (tenant_id, name, build, data_version, rows, seconds,"
+        " attribution_window_days) VALUES ({tenant_id:UInt32}, {name:String}, {build:UInt64}, {version:UInt64},"
+        " {rows:UInt64}, {seconds:Float64}, {window:UInt16})",
+        {
+            "name": name,
+            "build": build,
+            "version": data_version,
+            "rows": rows,
+            "seconds": seconds,
+            "window": attribution_window_days,
+        },
         tenant_id=tenant_id,
     )
     return seconds
@@ -167,15 +229,28 @@ def preaggregations_rebuild_current() -> dict[str, float]:
     tenant = connection.tenant
     if set(fresh_builds(tenant.pk)) == EVERY_BUILD:
         return {}
-    return preaggregations_rebuild(tenant_id=tenant.pk, timezone=tenant.timezone)
+    return preaggregations_rebuild(
+        tenant_id=tenant.pk, timezone=tenant.timezone, attribution_window_days=tenant.attribution_window_days
+    )
 
 
 def fresh_builds(tenant_id: int) -> dict[str, int]:
-    """The builds of this tenant made from its current data version, by name (one round trip)."""
+    """The builds of this tenant made from its current data version, by name (one ClickHouse round trip).
+
+    The attributed orders also depend on the attribution window: fresh only if built with the tenant's
+    current one (a setting in Postgres, which the compiler's TenantSettings carries too).
+    """
     rows = tenant_query(
         "SELECT name, build FROM preaggregation_builds FINAL"
         " WHERE tenant_id = {tenant_id:UInt32}"
-        " AND data_version = (SELECT max(version) FROM data_versions WHERE tenant_id = {tenant_id:UInt32})",
+        " AND data_version = (SELECT max(version) FROM data_versions WHERE tenant_id = {tenant_id:UInt32})"
+        " AND (name != {attributed:String} OR attribution_window_days = {window:UInt16})",
+        {"attributed": ATTRIBUTED_ORDERS, "window": tenant_attribution_window_days(tenant_id)},
         tenant_id=tenant_id,
     ).result_rows
     return dict(rows)
+
+
+def tenant_attribution_window_days(tenant_id: int) -> int:
+    """The tenant's attribution window as set now (Postgres): the one builds are made with and checked against."""
+    return get_tenant_model().objects.values_list("attribution_window_days", flat=True).get(pk=tenant_id)

@@ -25,10 +25,10 @@ from analytics.dashboards import (
     analysis_sections,
     dashboard_render,
     dashboard_state_parse,
-    field_label,
     preset_period,
     store_list,
 )
+from analytics.labels import UNIT_LABELS, VALUE_LABELS, field_label
 from analytics.periods import Comparison, tenant_today
 from analytics.semantic.catalog import catalog
 from analytics.semantic.registry import Group, Unit
@@ -48,13 +48,6 @@ GROUP_LABELS = {
     Group.MAILINGS: _("Mailings"),
     Group.CUSTOMER_BASE: _("Customer base"),
     Group.FUNNEL: _("Sales funnel"),
-}
-UNIT_LABELS = {
-    Unit.COUNT: _("count"),
-    Unit.MONEY: _("money"),
-    Unit.PERCENT: _("percent"),
-    Unit.NUMBER: _("number"),
-    Unit.DAYS: _("days"),
 }
 
 
@@ -156,10 +149,10 @@ def _param_fields(analysis: Analysis, raw: Any) -> list[dict[str, Any]]:
         fields.append(
             {
                 "name": param.name,
-                "label": field_label(param.name),
+                "label": field_label(param.name, analysis.name),
                 "type": input_type,
                 "value": value.isoformat() if isinstance(value, date) else value,
-                "choices": param.choices,
+                "choices": [(choice, VALUE_LABELS.get(param.name, {}).get(choice, choice)) for choice in param.choices],
                 "help": param.help,
                 "step": "any" if param.kind is float else "1",
             }

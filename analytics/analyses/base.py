@@ -13,13 +13,25 @@ import pkgutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
 from functools import cache
 from typing import Any
 
 from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 
+from analytics.clickhouse.query import current_tenant_id
+from analytics.preaggregations import CUSTOMER_HISTORIES, fresh_builds
 from tenants.errors import ApplicationError
+
+CENT = Decimal("0.01")
+
+
+def decimal_ratio(numerator: int | Decimal, denominator: int | Decimal, *, scale: int = 1) -> Decimal | None:
+    """``numerator × scale / denominator`` to the cent (half up); None when there is nothing to divide by."""
+    if not denominator:
+        return None
+    return (Decimal(numerator) * scale / Decimal(denominator)).quantize(CENT, ROUND_HALF_UP)
 
 
 class InsufficientDataError(ApplicationError):
@@ -33,7 +45,7 @@ class Param:
     name: str
     kind: type
     default: Any
-    help: str
+    help: str | Promise
     choices: tuple[str, ...] = ()
     minimum: float | None = None
     maximum: float | None = None
@@ -66,7 +78,7 @@ class Param:
 
     def describe(self) -> dict[str, Any]:
         default = None if callable(self.default) else self.default
-        described = {"name": self.name, "type": self.kind.__name__, "default": default, "help": self.help}
+        described = {"name": self.name, "type": self.kind.__name__, "default": default, "help": str(self.help)}
         if self.choices:
             described["choices"] = list(self.choices)
         return described
@@ -115,6 +127,11 @@ def analyses() -> dict[str, Analysis]:
         if isinstance(analysis, Analysis):
             found[analysis.name] = analysis
     return dict(sorted(found.items()))
+
+
+def fresh_histories_build() -> int | None:
+    """The current tenant's fresh ``customer_histories`` build; None while it is stale (then read the facts)."""
+    return fresh_builds(current_tenant_id()).get(CUSTOMER_HISTORIES)
 
 
 def analysis_get(name: str, *, staff: bool = False) -> Analysis:

@@ -28,8 +28,7 @@ from typing import Any
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from analytics.analyses.base import Analysis, InsufficientDataError, Param
-from analytics.analyses.cohorts import decimal_ratio
+from analytics.analyses.base import Analysis, InsufficientDataError, Param, decimal_ratio
 from analytics.clickhouse.query import tenant_query
 from analytics.periods import parse_period, tenant_timezone, tenant_today
 
@@ -172,17 +171,21 @@ ANALYSIS = Analysis(
     ),
     compute=basket_compute,
     params=(
-        Param("from", date, a_year_back, "First day of the period (local date)."),
-        Param("to", date, tenant_today, "Last day of the period (included)."),
-        Param("level", str, "category", "What an item of the basket is.", choices=tuple(ITEM_COLUMNS)),
-        Param("min_orders", int, 5, "Least orders a pair must be found in.", minimum=1, maximum=1_000_000),
-        Param("limit", int, 50, "How many pairs to return.", minimum=1, maximum=1000),
-        Param("sort", str, "lift", "Order of the pairs: by lift or by support.", choices=tuple(SORT_KEYS)),
+        Param("from", date, a_year_back, gettext_lazy("First day of the period (local date).")),
+        Param("to", date, tenant_today, gettext_lazy("Last day of the period (included).")),
+        Param("level", str, "category", gettext_lazy("What an item of the basket is."), choices=tuple(ITEM_COLUMNS)),
+        Param(
+            "min_orders", int, 5, gettext_lazy("Least orders a pair must be found in."), minimum=1, maximum=1_000_000
+        ),
+        Param("limit", int, 50, gettext_lazy("How many pairs to return."), minimum=1, maximum=1000),
+        Param(
+            "sort", str, "lift", gettext_lazy("Order of the pairs: by lift or by support."), choices=tuple(SORT_KEYS)
+        ),
         Param(
             "max_items",
             int,
             30,
-            "Orders with more distinct items than this are left out (bulk receipts).",
+            gettext_lazy("Orders with more distinct items than this are left out (bulk receipts)."),
             minimum=2,
             maximum=200,
         ),

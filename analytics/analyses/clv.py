@@ -30,13 +30,13 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from analytics import lifetime_value as model
-from analytics.analyses.base import Analysis, InsufficientDataError, Param
-from analytics.analyses.cohorts import CENT
-from analytics.clickhouse.query import tenant_query
+from analytics.analyses.base import CENT, Analysis, InsufficientDataError, Param, fresh_histories_build
+from analytics.clickhouse.query import tenant_query_arrow
 from analytics.periods import MAX_PERIOD_DAYS, local_midnight, tenant_timezone, tenant_today
 from tenants.errors import ApplicationError
 
@@ -70,14 +70,37 @@ FROM (
 )
 GROUP BY customer_id
 HAVING countIf(purchased) > 0
+ORDER BY customer_id
+"""
+# The same summary from a fresh build of the customer histories: their sorted local order days and net amounts by day.
+# Both come by customer id, so the fits add up the same floats in the same order and answer the same.
+CUSTOMER_SUMMARY_FROM_HISTORIES_SQL = """
+SELECT customer_id,
+       toUInt32(arrayUniq(purchases) - 1) AS frequency,
+       toUInt32(dateDiff('day', first_day, purchases[-1])) AS recency,
+       toUInt32(dateDiff('day', first_day, {calibration_end:Date})) AS T,
+       toInt64(arraySum(arrayFilter((amount, day) -> day > first_day AND day < {calibration_end:Date},
+                                    money.2, money.1)) * 100) AS repeat_cents
+FROM (
+    -- A lambda captures a scalar first day: capturing the array would copy it for every element.
+    SELECT customer_id, money, purchases, purchases[1] AS first_day
+    FROM (
+        SELECT customer_id, money, arrayFilter(d -> d < {calibration_end:Date}, orders) AS purchases
+        FROM customer_histories
+        WHERE tenant_id = {tenant_id:UInt32} AND build = {histories_build:UInt64}
+    )
+    WHERE notEmpty(purchases)
+)
+ORDER BY customer_id
 """
 
 
 @dataclass(frozen=True)
 class CustomerSummaries:
-    """One entry per customer, columns as numpy arrays (days and purchase days are integers)."""
+    """One entry per customer in customer id order; numbers as numpy arrays (days and purchase days are integers),
+    the ids as Arrow strings: a few of them are shown, and millions of Python strings would take seconds."""
 
-    customer_id: list[str]
+    customer_id: pa.ChunkedArray
     frequency: np.ndarray
     recency: np.ndarray
     T: np.ndarray
@@ -92,17 +115,19 @@ class CustomerSummaries:
 def customer_summaries(*, calibration_end: date) -> CustomerSummaries:
     """Per identified customer with a purchase before ``calibration_end``: frequency, recency, T, repeat revenue."""
     tz = tenant_timezone()
-    result = tenant_query(
-        CUSTOMER_SUMMARY_SQL,
-        {"tz": tz.key, "calibration_end": calibration_end, "end": local_midnight(calibration_end, tz)},
-    )
-    columns = result.result_columns if result.row_count else [[]] * 5
+    params = {"tz": tz.key, "calibration_end": calibration_end, "end": local_midnight(calibration_end, tz)}
+    histories_build = fresh_histories_build()
+    if histories_build is None:
+        sql = CUSTOMER_SUMMARY_SQL
+    else:
+        sql, params["histories_build"] = CUSTOMER_SUMMARY_FROM_HISTORIES_SQL, histories_build
+    table = tenant_query_arrow(sql, params)
     return CustomerSummaries(
-        customer_id=list(columns[0]),
-        frequency=np.asarray(columns[1], dtype=np.int64),
-        recency=np.asarray(columns[2], dtype=np.int64),
-        T=np.asarray(columns[3], dtype=np.int64),
-        repeat_cents=np.asarray(columns[4], dtype=np.int64),
+        customer_id=table.column("customer_id"),
+        **{
+            name: table.column(name).to_numpy().astype(np.int64)
+            for name in ("frequency", "recency", "T", "repeat_cents")
+        },
     )
 
 
@@ -192,7 +217,8 @@ def clv_compute(params: dict[str, Any]) -> dict[str, Any]:
     # P(alive) depends on (x, t_x, T); purchases given alive on (x, T) only: each is computed once per
     # distinct value and spread to the customers.
     alive = model.probability_alive(bgnbd, group_x, group_t_x, group_age)[group_of]
-    (pair_x, pair_age), _counts, pair_of = _distinct(x, age)
+    (pair_x, pair_age), _counts, pair_of_group = _distinct(group_x, group_age)
+    pair_of = pair_of_group[group_of]
     if_alive = model.expected_purchases_if_alive(bgnbd, pair_x, pair_age, horizon)[pair_of]
     discounted = model.discounted_purchases_if_alive(bgnbd, pair_x, pair_age, horizon, params["annual_discount_rate"])
     purchases = _finite(alive * if_alive, "expected purchases")
@@ -249,14 +275,14 @@ def _customer_rows(
     order_value: np.ndarray,
     clv: np.ndarray,
 ) -> list[dict[str, Any]]:
-    """The ``limit`` customers of highest CLV (0: all), ties by customer id."""
+    """The ``limit`` customers of highest CLV (0: all), ties by customer id (summaries come in its order)."""
     chosen = np.arange(len(clv))
     if 0 < limit < len(clv):
         # Every customer at least as valuable as the limit-th, ties included, then the exact order.
         threshold = np.partition(clv, len(clv) - limit)[len(clv) - limit]
         chosen = np.flatnonzero(clv >= threshold)
-    ids = np.array([summaries.customer_id[index] for index in chosen])
-    chosen = chosen[np.lexsort((ids, -clv[chosen]))][: limit or None]
+    chosen = chosen[np.lexsort((chosen, -clv[chosen]))][: limit or None]
+    ids = summaries.customer_id.take(chosen).to_pylist()
     x, age = summaries.frequency[chosen], summaries.T[chosen]
     mean_wait = model.days_to_next_purchase_if_alive(bgnbd, x, age)
     median_wait = model.median_days_to_next_purchase_if_alive(bgnbd, x, age)
@@ -265,7 +291,7 @@ def _customer_rows(
         frequency = int(summaries.frequency[index])
         rows.append(
             {
-                "customer_id": summaries.customer_id[index],
+                "customer_id": ids[position],
                 "frequency": frequency,
                 "recency": int(summaries.recency[index]),
                 "T": int(age[position]),
@@ -295,19 +321,27 @@ ANALYSIS = Analysis(
     compute=clv_compute,
     params=(
         Param(
-            "calibration_end", date, tenant_today, "Purchases on days before this one fit the model (default today)."
+            "calibration_end",
+            date,
+            tenant_today,
+            gettext_lazy("Purchases on days before this one fit the model (default today)."),
         ),
         Param(
-            "horizon_days", int, 365, "Days ahead of calibration_end to predict.", minimum=1, maximum=MAX_PERIOD_DAYS
+            "horizon_days",
+            int,
+            365,
+            gettext_lazy("Days ahead of calibration_end to predict."),
+            minimum=1,
+            maximum=MAX_PERIOD_DAYS,
         ),
         Param(
             "annual_discount_rate",
             float,
             0.0,
-            "Yearly rate the CLV's future revenue is discounted at (0.1 = 10 %).",
+            gettext_lazy("Yearly rate the CLV's future revenue is discounted at (0.1 = 10 %)."),
             minimum=0,
             maximum=1,
         ),
-        Param("limit", int, 100, "Customers listed, by CLV descending (0 = all).", minimum=0),
+        Param("limit", int, 100, gettext_lazy("Customers listed, by CLV descending (0 = all)."), minimum=0),
     ),
 )

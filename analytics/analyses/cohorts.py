@@ -11,29 +11,29 @@ a later cohort has fewer periods: the matrix is the usual triangle.
 
 from __future__ import annotations
 
-from datetime import date
-from decimal import ROUND_HALF_UP, Decimal
+from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
 
-from dateutil.relativedelta import relativedelta
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from analytics.analyses.base import Analysis, InsufficientDataError, Param
+from analytics.analyses.base import Analysis, InsufficientDataError, Param, decimal_ratio, fresh_histories_build
 from analytics.clickhouse.query import tenant_query
-from analytics.periods import Granularity, Period, bucket_start, buckets, parse_period, tenant_timezone, tenant_today
+from analytics.periods import (
+    Granularity,
+    Period,
+    bucket_start,
+    buckets,
+    last_twelve_months_start,
+    parse_period,
+    tenant_timezone,
+    tenant_today,
+)
 from analytics.semantic.compiler import BUCKET_OF_DAY
 
 METRICS = ("customers", "retention", "revenue", "revenue_per_customer", "ltv")
 GRANULARITIES = (Granularity.MONTH.value, Granularity.WEEK.value)
-CENT = Decimal("0.01")
-
-
-def decimal_ratio(numerator: int | Decimal, denominator: int | Decimal, *, scale: int = 1) -> Decimal | None:
-    """``numerator × scale / denominator`` to the cent (half up); None when there is nothing to divide by."""
-    if not denominator:
-        return None
-    return (Decimal(numerator) * scale / Decimal(denominator)).quantize(CENT, ROUND_HALF_UP)
 
 
 def _cohorts_sql(granularity: Granularity) -> str:
@@ -63,6 +63,34 @@ GROUP BY cohort, bucket
 """
 
 
+def _cohorts_from_histories_sql(granularity: Granularity) -> str:
+    """The same cells from a fresh ``customer_histories`` build, without a join: each acquired customer's
+    history becomes (bucket, 1, 0) once per bucket with a purchase and (bucket, 0, amount) per order and return
+    day, and the cells add them up. Order days are local days, so ``end_day`` (the day after ``to``) bounds them."""
+    bucket_of = BUCKET_OF_DAY[granularity]
+    cohort = bucket_of.format(day="toDate(first_order_ts, {tz:String})")
+    return f"""
+SELECT cohort, entry.1 AS bucket, sum(entry.2) AS active, sum(entry.3) AS revenue
+FROM (
+    SELECT {cohort} AS cohort,
+           arrayConcat(
+               arrayMap(b -> (b, toUInt8(1), toDecimal64(0, 2)),
+                        arrayDistinct(arrayMap(d -> {bucket_of.format(day="d")},
+                                               arrayFilter(d -> d < {{end_day:Date}}, orders)))),
+               arrayMap(m -> ({bucket_of.format(day="m.1")}, toUInt8(0), m.2),
+                        arrayFilter(m -> m.1 < {{end_day:Date}}, money))
+           ) AS entries
+    FROM customer_histories
+    WHERE tenant_id = {{tenant_id:UInt32}} AND build = {{histories_build:UInt64}}
+      AND first_order_ts >= {{start:DateTime64(3, 'UTC')}} AND first_order_ts < {{end:DateTime64(3, 'UTC')}}
+)
+ARRAY JOIN entries AS entry
+-- A return before the first purchase (of a receipt bought anonymously) belongs to no cohort cell.
+WHERE bucket >= cohort
+GROUP BY cohort, bucket
+"""
+
+
 def cohorts_compute(params: dict[str, Any]) -> dict[str, Any]:
     granularity = Granularity(params["granularity"])
     requested = parse_period(params["from"], params["to"])
@@ -70,7 +98,13 @@ def cohorts_compute(params: dict[str, Any]) -> dict[str, Any]:
     period = Period(bucket_start(requested.start, granularity), requested.end)
     tz = tenant_timezone()
     start, end = period.bounds(tz)
-    rows = tenant_query(_cohorts_sql(granularity), {"tz": tz.key, "start": start, "end": end}).result_rows
+    query_params = {"tz": tz.key, "start": start, "end": end, "end_day": period.end + timedelta(days=1)}
+    histories_build = fresh_histories_build()
+    if histories_build is None:
+        sql = _cohorts_sql(granularity)
+    else:
+        sql, query_params["histories_build"] = _cohorts_from_histories_sql(granularity), histories_build
+    rows = tenant_query(sql, query_params).result_rows
     activity = {(cohort, bucket): (active, revenue) for cohort, bucket, active, revenue in rows}
     if not activity:
         raise InsufficientDataError(
@@ -116,11 +150,6 @@ def cohorts_compute(params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _a_year_ago() -> date:
-    """The first day of the month eleven months back: with the current month, the last 12 months."""
-    return (tenant_today() - relativedelta(months=11)).replace(day=1)
-
-
 ANALYSIS = Analysis(
     name="cohorts",
     label=gettext_lazy("Cohorts"),
@@ -130,9 +159,17 @@ ANALYSIS = Analysis(
     ),
     compute=cohorts_compute,
     params=(
-        Param("from", date, _a_year_ago, "First cohort: the month (or week) holding this date."),
-        Param("to", date, tenant_today, "Last cohort and the end of the observed activity (included)."),
-        Param("metric", str, "retention", "The value of the heatmap matrix.", choices=METRICS),
-        Param("granularity", str, Granularity.MONTH.value, "Cohort and period length.", choices=GRANULARITIES),
+        Param(
+            "from", date, last_twelve_months_start, gettext_lazy("First cohort: the month (or week) holding this date.")
+        ),
+        Param("to", date, tenant_today, gettext_lazy("Last cohort and the end of the observed activity (included).")),
+        Param("metric", str, "retention", gettext_lazy("The value of the heatmap matrix."), choices=METRICS),
+        Param(
+            "granularity",
+            str,
+            Granularity.MONTH.value,
+            gettext_lazy("Cohort and period length."),
+            choices=GRANULARITIES,
+        ),
     ),
 )

@@ -41,10 +41,9 @@ from typing import Any
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from analytics.analyses.base import Analysis, InsufficientDataError, Param
-from analytics.analyses.cohorts import _a_year_ago, decimal_ratio
+from analytics.analyses.base import Analysis, InsufficientDataError, Param, decimal_ratio
 from analytics.clickhouse.query import tenant_query
-from analytics.periods import parse_period, tenant_timezone, tenant_today
+from analytics.periods import last_twelve_months_start, parse_period, tenant_timezone, tenant_today
 from tenants.errors import ApplicationError
 
 DEFAULT_BANDS = "0,5,10,15,20,25,30"
@@ -265,9 +264,11 @@ ANALYSIS = Analysis(
     ),
     compute=discount_depth_compute,
     params=(
-        Param("from", date, _a_year_ago, "First day of the period (tenant's timezone)."),
-        Param("to", date, tenant_today, "Last day of the period (included)."),
-        Param("bands", str, DEFAULT_BANDS, "Band starts in whole percent, comma-separated, the first one 0."),
-        Param("segment_by", str, "none", "Split every band by this.", choices=tuple(SEGMENTS)),
+        Param("from", date, last_twelve_months_start, gettext_lazy("First day of the period (tenant's timezone).")),
+        Param("to", date, tenant_today, gettext_lazy("Last day of the period (included).")),
+        Param(
+            "bands", str, DEFAULT_BANDS, gettext_lazy("Band starts in whole percent, comma-separated, the first one 0.")
+        ),
+        Param("segment_by", str, "none", gettext_lazy("Split every band by this."), choices=tuple(SEGMENTS)),
     ),
 )

@@ -25,9 +25,8 @@ from typing import Any
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from analytics.analyses.base import Analysis, InsufficientDataError, Param
+from analytics.analyses.base import Analysis, InsufficientDataError, Param, decimal_ratio
 from analytics.analyses.basket import a_year_back
-from analytics.analyses.cohorts import decimal_ratio
 from analytics.clickhouse.query import tenant_query
 from analytics.periods import parse_period, tenant_timezone, tenant_today
 
@@ -164,8 +163,8 @@ ANALYSIS = Analysis(
     ),
     compute=journey_compute,
     params=(
-        Param("from", date, a_year_back, "First day of the period (local date)."),
-        Param("to", date, tenant_today, "Last day of the period (included)."),
-        Param("level", str, "category", "What a step of the journey is.", choices=tuple(STEP_COLUMNS)),
+        Param("from", date, a_year_back, gettext_lazy("First day of the period (local date).")),
+        Param("to", date, tenant_today, gettext_lazy("Last day of the period (included).")),
+        Param("level", str, "category", gettext_lazy("What a step of the journey is."), choices=tuple(STEP_COLUMNS)),
     ),
 )

@@ -26,12 +26,17 @@ from typing import Any
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from analytics.analyses.base import Analysis, InsufficientDataError, Param
-from analytics.analyses.cohorts import _a_year_ago, decimal_ratio
+from analytics.analyses.base import Analysis, InsufficientDataError, Param, decimal_ratio
 from analytics.clickhouse.query import tenant_query
-from analytics.periods import parse_period, tenant_timezone, tenant_today
+from analytics.periods import last_twelve_months_start, parse_period, tenant_timezone, tenant_today
 
 NOT_A_MEMBER = ""
+# The programmes of ``customer_attributes.loyalty_program`` (integrations.ingest), and non-members.
+PROGRAMME_LABELS = {
+    NOT_A_MEMBER: gettext_lazy("Not a member"),
+    "bonus": gettext_lazy("Bonus card"),
+    "discount": gettext_lazy("Discount card"),
+}
 LOYALTY_SQL = """
 WITH
     history AS (
@@ -97,7 +102,10 @@ def loyalty_compute(params: dict[str, Any]) -> dict[str, Any]:
     return {
         "period": period.as_json(),
         "previous_period": period.previous().as_json(),
-        "groups": [_group(programme, programme or _("Not a member"), groups[programme]) for programme in ordered],
+        "groups": [
+            _group(programme, str(PROGRAMME_LABELS.get(programme, programme)), groups[programme])
+            for programme in ordered
+        ],
         "total": _group(None, _("All customers"), total),
     }
 
@@ -133,7 +141,12 @@ ANALYSIS = Analysis(
     ),
     compute=loyalty_compute,
     params=(
-        Param("from", date, _a_year_ago, "First day of the period (tenant's timezone)."),
-        Param("to", date, tenant_today, "Last day of the period (included); compared with the period before."),
+        Param("from", date, last_twelve_months_start, gettext_lazy("First day of the period (tenant's timezone).")),
+        Param(
+            "to",
+            date,
+            tenant_today,
+            gettext_lazy("Last day of the period (included); compared with the period before."),
+        ),
     ),
 )

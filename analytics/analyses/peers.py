@@ -21,9 +21,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django_tenants.utils import get_public_schema_name, tenant_context
 
-from analytics.analyses.base import Analysis, InsufficientDataError, Param
-from analytics.analyses.cohorts import _a_year_ago, decimal_ratio
-from analytics.periods import Period, parse_period, tenant_today
+from analytics.analyses.base import Analysis, InsufficientDataError, Param, decimal_ratio
+from analytics.periods import Period, last_twelve_months_start, parse_period, tenant_today
 from analytics.selectors import metrics_query
 from analytics.semantic.catalog import METRICS_BY_ID
 from analytics.semantic.registry import Unit
@@ -105,8 +104,13 @@ ANALYSIS = Analysis(
     ),
     compute=peers_compute,
     params=(
-        Param("from", date, _a_year_ago, "First day of the period (each tenant's own timezone)."),
-        Param("to", date, tenant_today, "Last day of the period (included)."),
+        Param(
+            "from",
+            date,
+            last_twelve_months_start,
+            gettext_lazy("First day of the period (each tenant's own timezone)."),
+        ),
+        Param("to", date, tenant_today, gettext_lazy("Last day of the period (included).")),
     ),
     staff_only=True,
 )

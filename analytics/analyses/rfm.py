@@ -32,8 +32,7 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from analytics.analyses.base import Analysis, InsufficientDataError, Param
-from analytics.analyses.cohorts import decimal_ratio
+from analytics.analyses.base import Analysis, InsufficientDataError, Param, decimal_ratio, fresh_histories_build
 from analytics.clickhouse.query import tenant_query
 from analytics.periods import MAX_PERIOD_DAYS, Period, tenant_timezone, tenant_today
 
@@ -72,44 +71,120 @@ SEGMENT_OF_SCORES = {
     for frequency in segment.frequency_scores
 }
 
-RFM_CUSTOMERS_SQL = """
+# Per customer with a purchase in the window: recency, frequency and monetary, from the sales lines
+# (``rfm_start`` … ``rfm_end``: the window's UTC bounds) or, the same numbers, from a fresh build of the
+# customer histories (their sorted local order days, and net amounts by day; read as the separate arrays of days
+# and amounts, faster than as tuples).
+RFM_VALUES_FROM_FACTS_SQL = """
+SELECT customer_id,
+       dateDiff('day', toDate(maxIf(ts, is_return = 0), {rfm_tz:String}), {rfm_as_of:Date}) AS recency_days,
+       uniqExactIf(order_id, is_return = 0) AS frequency,
+       sum(amount) AS monetary
+FROM sales_lines FINAL
+WHERE tenant_id = {tenant_id:UInt32} AND customer_id != ''
+  AND ts >= {rfm_start:DateTime64(3, 'UTC')} AND ts < {rfm_end:DateTime64(3, 'UTC')}
+GROUP BY customer_id
+HAVING frequency > 0
+"""
+RFM_VALUES_FROM_HISTORIES_SQL = """
+SELECT customer_id, dateDiff('day', purchases[-1], {rfm_as_of:Date}) AS recency_days,
+       length(purchases) AS frequency,
+       arraySum(arrayFilter((amount, day) -> day >= {rfm_start_day:Date} AND day <= {rfm_as_of:Date},
+                            money.2, money.1)) AS monetary
+FROM (
+    SELECT customer_id, money,
+           arrayFilter(d -> d >= {rfm_start_day:Date} AND d <= {rfm_as_of:Date}, orders) AS purchases
+    FROM customer_histories
+    WHERE tenant_id = {tenant_id:UInt32} AND build = {rfm_histories_build:UInt64}
+)
+WHERE notEmpty(purchases)
+"""
+# Scores are 1 + ⌊5·w / n⌋ (see the docstring): w from rank() per customer here.
+RFM_SCORES_SQL = """
 SELECT customer_id, recency_days, frequency, monetary,
        toUInt8(1 + intDiv(5 * (rank() OVER (ORDER BY recency_days DESC) - 1), count() OVER ())) AS r_score,
        toUInt8(1 + intDiv(5 * (rank() OVER (ORDER BY frequency) - 1), count() OVER ())) AS f_score,
        toUInt8(1 + intDiv(5 * (rank() OVER (ORDER BY monetary) - 1), count() OVER ())) AS m_score,
-       transform(r_score * 10 + f_score, {rfm_grid_scores:Array(UInt8)}, {rfm_grid_segments:Array(String)}, '')
+       transform(r_score * 10 + f_score, {{rfm_grid_scores:Array(UInt8)}}, {{rfm_grid_segments:Array(String)}}, '')
            AS segment
-FROM (
-    SELECT customer_id,
-           dateDiff('day', toDate(maxIf(ts, is_return = 0), {rfm_tz:String}), {rfm_as_of:Date}) AS recency_days,
-           uniqExactIf(order_id, is_return = 0) AS frequency,
-           sum(amount) AS monetary
-    FROM sales_lines FINAL
-    WHERE tenant_id = {tenant_id:UInt32} AND customer_id != ''
-      AND ts >= {rfm_start:DateTime64(3, 'UTC')} AND ts < {rfm_end:DateTime64(3, 'UTC')}
-    GROUP BY customer_id
-    HAVING frequency > 0
-)
+FROM ({values})
 """
+# The analysis needs only the customers of each R×F cell, so it scores the (recency, frequency) pairs, counted,
+# instead of ranking every customer: the same scores, w being the customers of the pairs up to this one's value
+# less those of this value. Per cell: customers, money, recency days and orders.
+RFM_GRID_SQL = """
+SELECT r_score, f_score, sum(customers), sum(money), sum(recency_days * customers), sum(frequency * customers)
+FROM (
+    SELECT recency_days, frequency, customers, money, sum(customers) OVER () AS all_customers,
+           toUInt8(1 + intDiv(5 * (sum(customers) OVER (ORDER BY recency_days DESC RANGE UNBOUNDED PRECEDING)
+                                   - sum(customers) OVER (PARTITION BY recency_days)), all_customers)) AS r_score,
+           toUInt8(1 + intDiv(5 * (sum(customers) OVER (ORDER BY frequency RANGE UNBOUNDED PRECEDING)
+                                   - sum(customers) OVER (PARTITION BY frequency)), all_customers)) AS f_score
+    FROM (
+        SELECT recency_days, frequency, count() AS customers, sum(monetary) AS money
+        FROM ({values})
+        GROUP BY recency_days, frequency
+    )
+)
+GROUP BY r_score, f_score
+"""
+# The fewest customers, best first by monetary, whose revenue reaches each share of the total. Customers are
+# counted by monetary (in cents), best first: a share is crossed within the group where ``need``, what the groups
+# before it miss of the share (in cents × 100), is positive and at most the group's revenue, and takes ⌈need /
+# value⌉ of its customers. Ties do not matter: the top k customers bring the same sum in any order. 0 where no
+# group crosses a share (the total is not positive).
+PARETO_SQL = """
+SELECT {reached}
+FROM (
+    SELECT cents, customers, revenue,
+           sum(revenue) OVER (ORDER BY cents DESC ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS revenue_before,
+           sum(customers) OVER (ORDER BY cents DESC ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+               AS customers_before,
+           sum(revenue) OVER () AS total
+    FROM (
+        SELECT toInt64(monetary * 100) AS cents, count() AS customers, cents * customers AS revenue
+        FROM ({values})
+        GROUP BY cents
+    )
+)
+WHERE cents > 0
+"""
+PARETO_REACHED = "minIf(customers_before + intDiv({need} - 1, 100 * cents) + 1, {need} > 0 AND {need} <= 100 * revenue)"
 
 
 def rfm_window(as_of: date, lookback_days: int) -> Period:
     return Period(as_of - timedelta(days=lookback_days - 1), as_of)
 
 
-def rfm_customers_sql(*, as_of: date, lookback_days: int, timezone: ZoneInfo) -> tuple[str, dict[str, Any]]:
+def rfm_values_select(histories_build: int | None) -> str:
+    """The per-customer values SELECT: from the customer histories when their build is fresh, else the facts."""
+    return RFM_VALUES_FROM_FACTS_SQL if histories_build is None else RFM_VALUES_FROM_HISTORIES_SQL
+
+
+def rfm_customers_select(histories_build: int | None) -> str:
+    """The per-customer RFM SELECT (values, scores, segment) that ``rfm_customers_sql`` binds."""
+    return RFM_SCORES_SQL.format(values=rfm_values_select(histories_build))
+
+
+def rfm_customers_sql(
+    *, as_of: date, lookback_days: int, timezone: ZoneInfo, histories_build: int | None
+) -> tuple[str, dict[str, Any]]:
     """The per-customer RFM SELECT and its parameters, ready to be a subquery (the ``rfm_segment`` dimension).
 
     Columns: customer_id, recency_days, frequency, monetary, r_score, f_score, m_score, segment (an id
-    of ``SEGMENTS``). It needs ``{tenant_id:UInt32}`` bound by the query module; its own parameters
-    are prefixed ``rfm_`` so they do not collide with the enclosing query's.
+    of ``SEGMENTS``). It reads the fresh ``customer_histories`` build ``histories_build``, or the facts
+    when None. It needs ``{tenant_id:UInt32}`` bound by the query module; its own parameters are
+    prefixed ``rfm_`` so they do not collide with the enclosing query's.
     """
-    start, end = rfm_window(as_of, lookback_days).bounds(timezone)
-    return RFM_CUSTOMERS_SQL, {
+    window = rfm_window(as_of, lookback_days)
+    start, end = window.bounds(timezone)
+    return rfm_customers_select(histories_build), {
         "rfm_tz": timezone.key,
         "rfm_as_of": as_of,
         "rfm_start": start,
         "rfm_end": end,
+        "rfm_start_day": window.start,
+        "rfm_histories_build": histories_build or 0,
         "rfm_grid_scores": [recency * 10 + frequency for recency, frequency in SEGMENT_OF_SCORES],
         "rfm_grid_segments": list(SEGMENT_OF_SCORES.values()),
     }
@@ -117,17 +192,12 @@ def rfm_customers_sql(*, as_of: date, lookback_days: int, timezone: ZoneInfo) ->
 
 def rfm_compute(params: dict[str, Any]) -> dict[str, Any]:
     as_of, lookback_days = params["as_of"], params["lookback_days"]
-    customers_sql, query_params = rfm_customers_sql(
-        as_of=as_of, lookback_days=lookback_days, timezone=tenant_timezone()
+    histories_build = fresh_histories_build()
+    _customers_sql, query_params = rfm_customers_sql(
+        as_of=as_of, lookback_days=lookback_days, timezone=tenant_timezone(), histories_build=histories_build
     )
-    grid_rows = tenant_query(
-        f"""
-SELECT r_score, f_score, count(), sum(monetary), sum(recency_days), sum(frequency)
-FROM ({customers_sql})
-GROUP BY r_score, f_score
-""",
-        query_params,
-    ).result_rows
+    values_sql = rfm_values_select(histories_build)
+    grid_rows = tenant_query(RFM_GRID_SQL.format(values=values_sql), query_params).result_rows
     customers = sum(row[2] for row in grid_rows)
     if customers < MIN_CUSTOMERS:
         raise InsufficientDataError(
@@ -147,7 +217,7 @@ GROUP BY r_score, f_score
         "revenue": revenue,
         "segments": _segments(grid_rows, customers, revenue),
         "grid": _grid(grid_rows),
-        "pareto": _pareto(customers_sql, query_params, customers),
+        "pareto": _pareto(values_sql, query_params, customers),
     }
 
 
@@ -191,25 +261,12 @@ def _grid(grid_rows: list[tuple]) -> list[dict[str, Any]]:
     ]
 
 
-def _pareto(customers_sql: str, query_params: dict[str, Any], customers: int) -> list[dict[str, Any]]:
-    """The fewest customers, best first by monetary, whose revenue reaches each share of the total.
-
-    Ties in monetary do not change the answer: the top k customers bring the same sum in any order.
-    """
-    reached = ", ".join(f"minIf(position, running * 100 >= total * {share})" for share in PARETO_REVENUE_SHARES)
-    (needed,) = tenant_query(
-        f"""
-SELECT {reached}
-FROM (
-    SELECT row_number() OVER (ORDER BY monetary DESC) AS position,
-           sum(monetary) OVER (ORDER BY monetary DESC ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS running,
-           sum(monetary) OVER () AS total
-    FROM ({customers_sql})
-)
-WHERE total > 0
-""",
-        query_params,
-    ).result_rows
+def _pareto(values_sql: str, query_params: dict[str, Any], customers: int) -> list[dict[str, Any]]:
+    """The fewest customers, best first by monetary, whose revenue reaches each share of the total (PARETO_SQL)."""
+    reached = ", ".join(
+        PARETO_REACHED.format(need=f"(total * {share} - 100 * revenue_before)") for share in PARETO_REVENUE_SHARES
+    )
+    (needed,) = tenant_query(PARETO_SQL.format(reached=reached, values=values_sql), query_params).result_rows
     return [
         {
             "revenue_share": share,
@@ -230,7 +287,14 @@ ANALYSIS = Analysis(
     ),
     compute=rfm_compute,
     params=(
-        Param("as_of", date, tenant_today, "The day the analysis looks back from (included)."),
-        Param("lookback_days", int, 365, "Window length in days, ending on as_of.", minimum=1, maximum=MAX_PERIOD_DAYS),
+        Param("as_of", date, tenant_today, gettext_lazy("The day the analysis looks back from (included).")),
+        Param(
+            "lookback_days",
+            int,
+            365,
+            gettext_lazy("Window length in days, ending on as_of."),
+            minimum=1,
+            maximum=MAX_PERIOD_DAYS,
+        ),
     ),
 )

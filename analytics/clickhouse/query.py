@@ -9,8 +9,10 @@ without the placeholder, or a call without a tenant, is refused before it is sen
 from __future__ import annotations
 
 import re
-import tempfile
-from collections.abc import Iterable, Sequence
+import threading
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -78,6 +80,20 @@ def tenant_query(
     return get_client().query(sql, parameters=bound, settings={**QUERY_SETTINGS, **(settings or {})})
 
 
+def tenant_query_arrow(
+    sql: str,
+    params: dict[str, Any] | None = None,
+    *,
+    tenant_id: int | None = None,
+    settings: dict[str, Any] | None = None,
+) -> pa.Table:
+    """``tenant_query`` answered as an Arrow table: millions of rows become numpy columns without a Python
+    object per value (a customer summary of 5M rows: seconds faster)."""
+    _check_statement(sql, params)
+    bound = {**(params or {}), "tenant_id": _resolve_tenant(tenant_id)}
+    return get_client().query_arrow(sql, parameters=bound, settings={**QUERY_SETTINGS, **(settings or {})})
+
+
 def tenant_insert(
     table: str,
     rows: Iterable[Sequence[Any]],
@@ -99,6 +115,15 @@ def tenant_insert(
     return len(data)
 
 
+# Rows a staged insert sends per INSERT into its staging table: enough that ClickHouse's fixed cost per
+# INSERT stays small, few enough that the last one, which nothing overlaps, is short.
+STAGE_ROWS = 200_000
+STAGING_PREFIX = "staging_"
+# A staging table this old was left by a process that died mid-import; the next staged insert drops it.
+STAGING_ORPHAN_HOURS = 24
+_PARTITION_ID = re.compile(r"[A-Za-z0-9_-]+")
+
+
 def tenant_insert_arrow(
     table: str,
     batches: Iterable[pa.RecordBatch],
@@ -106,34 +131,72 @@ def tenant_insert_arrow(
     tenant_id: int | None = None,
     settings: dict[str, Any] | None = None,
 ) -> int:
-    """Bulk columnar insert for one tenant as ONE ``INSERT``; the module adds the ``tenant_id`` column.
+    """Bulk columnar insert for one tenant, all or nothing; the module adds the ``tenant_id`` column.
 
-    The batches (one schema, column names = table columns) are spooled to a temporary file as an
-    Arrow stream first, so memory stays bounded whatever their number, and nothing is sent unless
-    the whole iterable was consumed: if it raises, the table is untouched. Returns the row count.
-    (Uncompressed Arrow, not Parquet: ClickHouse reads it a quarter faster, docs/benchmarks.md.)
+    The batches (one schema, column names = table columns) go, ``STAGE_ROWS`` at a time, into a
+    staging table made for this call with ``table``'s structure, so ClickHouse takes them while the
+    caller produces the next ones (chdb releases the GIL: a parser in another thread goes on) and
+    memory stays bounded whatever their number. Only once the iterable is exhausted are the staging
+    table's partitions attached to ``table`` (hard links: milliseconds); if it raises, ``table`` is
+    untouched. The staging table holds the rows this call stamped with its tenant, nothing else, and
+    is dropped on the way out. Returns the row count.
     """
     if not re.fullmatch(r"[a-z_][a-z0-9_]*", table):
         raise ValueError(f"Invalid table name {table!r}.")
     resolved = _resolve_tenant(tenant_id)
-    rows = 0
-    with tempfile.TemporaryFile(suffix=".arrows") as spool:
-        writer: pa.ipc.RecordBatchStreamWriter | None = None
-        try:
-            for batch in batches:
-                batch = _with_tenant_column(batch, resolved)
-                if writer is None:
-                    writer, columns = pa.ipc.new_stream(spool, batch.schema), batch.schema.names
-                writer.write_batch(batch)
-                rows += batch.num_rows
-        finally:
-            if writer is not None:
-                writer.close()
+    client = get_client()
+    _staging_orphans_drop()
+    staging = f"{STAGING_PREFIX}{table}_{uuid.uuid4().hex}"
+    client.command(f"CREATE TABLE {staging} AS {table}")
+    try:
+        rows = pending_rows = 0
+        pending: list[pa.RecordBatch] = []
+        for batch in batches:
+            pending.append(_with_tenant_column(batch, resolved))
+            pending_rows += batch.num_rows
+            if pending_rows >= STAGE_ROWS:
+                rows += _arrow_stream_insert(staging, pending, settings)
+                pending, pending_rows = [], 0
+        rows += _arrow_stream_insert(staging, pending, settings)
         if rows:
-            spool.seek(0)
-            get_client().raw_insert(table, columns, spool, settings=settings or {}, fmt="ArrowStream")
+            partitions = client.query(
+                "SELECT DISTINCT partition_id FROM system.parts"
+                " WHERE database = currentDatabase() AND table = {staging:String} AND active",
+                parameters={"staging": staging},
+            ).result_rows
+            for (partition,) in partitions:
+                if not _PARTITION_ID.fullmatch(partition):
+                    raise ValueError(f"Unexpected partition id {partition!r} in {staging}.")
+                client.command(f"ALTER TABLE {table} ATTACH PARTITION ID '{partition}' FROM {staging}")
             _data_changed(table, resolved)
+    finally:  # SYNC: the staging parts go now, not minutes later (an Atomic database delays drops)
+        client.command(f"DROP TABLE IF EXISTS {staging} SYNC")
     return rows
+
+
+def _staging_orphans_drop() -> None:
+    client = get_client()
+    orphans = client.query(
+        "SELECT name FROM system.tables WHERE database = currentDatabase() AND startsWith(name, {prefix:String})"
+        " AND metadata_modification_time < now() - toIntervalHour({hours:UInt32})",
+        parameters={"prefix": STAGING_PREFIX, "hours": STAGING_ORPHAN_HOURS},
+    ).result_rows
+    for (name,) in orphans:
+        client.command(f"DROP TABLE IF EXISTS {name}")
+
+
+def _arrow_stream_insert(table: str, batches: Sequence[pa.RecordBatch], settings: dict[str, Any] | None) -> int:
+    """Send ``batches`` (tenant column included) as one Arrow stream INSERT; returns the row count."""
+    batches = [batch for batch in batches if batch.num_rows]
+    if not batches:
+        return 0
+    stream = pa.BufferOutputStream()
+    with pa.ipc.new_stream(stream, batches[0].schema) as writer:
+        for batch in batches:
+            writer.write_batch(batch)
+    data = pa.BufferReader(stream.getvalue())
+    get_client().raw_insert(table, batches[0].schema.names, data, settings=settings or {}, fmt="ArrowStream")
+    return sum(batch.num_rows for batch in batches)
 
 
 def _with_tenant_column(batch: pa.RecordBatch, tenant_id: int) -> pa.RecordBatch:
@@ -160,16 +223,10 @@ def tenant_insert_arrow_stream(
     if not re.fullmatch(r"[a-z_][a-z0-9_]*", table):
         raise ValueError(f"Invalid table name {table!r}.")
     resolved = _resolve_tenant(tenant_id)
-    batches = [_with_tenant_column(batch, resolved) for batch in batches if batch.num_rows]
-    if batches:
-        stream = pa.BufferOutputStream()
-        with pa.ipc.new_stream(stream, batches[0].schema) as writer:
-            for batch in batches:
-                writer.write_batch(batch)
-        data = pa.BufferReader(stream.getvalue())
-        get_client().raw_insert(table, batches[0].schema.names, data, settings=settings or {}, fmt="ArrowStream")
+    rows = _arrow_stream_insert(table, [_with_tenant_column(batch, resolved) for batch in batches], settings)
+    if rows:
         _data_changed(table, resolved)
-    return sum(batch.num_rows for batch in batches)
+    return rows
 
 
 def tenant_command(
@@ -198,12 +255,41 @@ def data_version(tenant_id: int | None = None) -> int:
     return get_client().query(sql, parameters={"tenant_id": resolved}).result_rows[0][0]
 
 
+# The tenants whose data a ``data_changes_grouped`` block of this thread changed (None: no block).
+_grouped = threading.local()
+
+
+@contextmanager
+def data_changes_grouped() -> Iterator[None]:
+    """Within the block, writes bump each tenant's data version once, on the way out (even on an error,
+    for the writes that landed), instead of after every write: a statement saved per table written.
+    Nested blocks join the outermost one."""
+    if getattr(_grouped, "tenants", None) is not None:
+        yield
+        return
+    _grouped.tenants = set()
+    try:
+        yield
+    finally:
+        tenants, _grouped.tenants = _grouped.tenants, None
+        for tenant_id in sorted(tenants):
+            _data_version_bump(tenant_id)
+
+
 def _data_changed(table: str, tenant_id: int) -> None:
+    if table in _SOURCE_TABLES:
+        tenants = getattr(_grouped, "tenants", None)
+        if tenants is None:
+            _data_version_bump(tenant_id)
+        else:
+            tenants.add(tenant_id)
+
+
+def _data_version_bump(tenant_id: int) -> None:
     """Bump the tenant's data version after a write to a fact table: the clock, or one past the last
     version if the clock is behind it, so a version never repeats whichever process writes."""
-    if table in _SOURCE_TABLES:
-        get_client().command(
-            "INSERT INTO data_versions SELECT {tenant_id:UInt32}, greatest(toUInt64(toUnixTimestamp64Nano(now64(9))),"
-            " (SELECT max(version) + 1 FROM data_versions WHERE tenant_id = {tenant_id:UInt32}))",
-            parameters={"tenant_id": tenant_id},
-        )
+    get_client().command(
+        "INSERT INTO data_versions SELECT {tenant_id:UInt32}, greatest(toUInt64(toUnixTimestamp64Nano(now64(9))),"
+        " (SELECT max(version) + 1 FROM data_versions WHERE tenant_id = {tenant_id:UInt32}))",
+        parameters={"tenant_id": tenant_id},
+    )

@@ -231,6 +231,7 @@ def CUSTOMER_DAYS_TABLE_SQL() -> str:
     # One row per identified customer, day with an order and slice (the whole shop, or one store, employee or
     # channel): the customer's history within the slice, with the neighbouring purchase days, so customer metrics
     # count rows of a few days instead of evaluating every history (analytics/semantic/customer_days.py).
+    # Not partitioned: the build inserts customer by customer, so each block would touch every month's partition.
     return """
 CREATE TABLE IF NOT EXISTS customer_days (
     tenant_id UInt32,
@@ -246,7 +247,6 @@ CREATE TABLE IF NOT EXISTS customer_days (
     prev_day Date,
     next_day Date
 ) ENGINE = MergeTree
-PARTITION BY toYYYYMM(day)
 ORDER BY (tenant_id, build, slice, day, slice_value)
 """
 
@@ -266,4 +266,171 @@ CREATE TABLE IF NOT EXISTS customer_base_days (
     amount Decimal(38, 2)
 ) ENGINE = MergeTree
 ORDER BY (tenant_id, build, slice, slice_value, day)
+"""
+
+
+def SALES_DAYS_TABLE_SQL() -> str:
+    # Per day, store, employee and channel the additive sales sums (analytics/semantic/rollups.py): a month of
+    # sales metrics reads thousands of rows instead of its orders. Receipts count each sale order on its day.
+    return """
+CREATE TABLE IF NOT EXISTS sales_days (
+    tenant_id UInt32,
+    build UInt64,
+    day Date,
+    store LowCardinality(String),
+    employee LowCardinality(String),
+    channel LowCardinality(String),
+    revenue Decimal(38, 2),
+    sales_revenue Decimal(38, 2),
+    gross_sales Decimal(38, 2),
+    discounts Decimal(38, 2),
+    returns Decimal(38, 2),
+    items Decimal(38, 3),
+    orders UInt64,
+    promo_orders UInt64,
+    promo_revenue Decimal(38, 2),
+    identified_orders UInt64,
+    identified_revenue Decimal(38, 2)
+) ENGINE = MergeTree
+PARTITION BY toYear(day)
+ORDER BY (tenant_id, build, day, store, employee, channel)
+"""
+
+
+def ASSORTMENT_DAYS_TABLE_SQL() -> str:
+    # The same sums per day, store, channel and one assortment value: a row of grain 'category' has its category
+    # and empty brand, product and promo code, and so on. Receipts are distinct orders within the row, so they add
+    # up over days, stores and channels (an order has one of each) but never across grains or values.
+    return """
+CREATE TABLE IF NOT EXISTS assortment_days (
+    tenant_id UInt32,
+    build UInt64,
+    grain Enum8('category' = 1, 'brand' = 2, 'product' = 3, 'promo_code' = 4),
+    day Date,
+    store LowCardinality(String),
+    channel LowCardinality(String),
+    category LowCardinality(String),
+    brand LowCardinality(String),
+    product_name String CODEC(ZSTD(1)),
+    promo_code LowCardinality(String),
+    revenue Decimal(38, 2),
+    sales_revenue Decimal(38, 2),
+    gross_sales Decimal(38, 2),
+    discounts Decimal(38, 2),
+    returns Decimal(38, 2),
+    items Decimal(38, 3),
+    orders UInt64,
+    promo_orders UInt64,
+    promo_revenue Decimal(38, 2),
+    identified_orders UInt64,
+    identified_revenue Decimal(38, 2)
+) ENGINE = MergeTree
+PARTITION BY toYear(day)
+ORDER BY (tenant_id, build, grain, day, store, channel)
+"""
+
+
+def MESSAGE_DAYS_TABLE_SQL() -> str:
+    # Message events counted per local day and the columns mailing metrics slice by
+    # (analytics/semantic/event_rollups.py).
+    return """
+CREATE TABLE IF NOT EXISTS message_days (
+    tenant_id UInt32,
+    build UInt64,
+    day Date,
+    mailing_id LowCardinality(String),
+    campaign_id LowCardinality(String),
+    channel LowCardinality(String),
+    event_type LowCardinality(String),
+    events UInt64
+) ENGINE = MergeTree
+PARTITION BY toYear(day)
+ORDER BY (tenant_id, build, day, event_type, mailing_id)
+"""
+
+
+def WEB_DAYS_TABLE_SQL() -> str:
+    # Web events counted per local day, event type, category and platform.
+    return """
+CREATE TABLE IF NOT EXISTS web_days (
+    tenant_id UInt32,
+    build UInt64,
+    day Date,
+    event_type LowCardinality(String),
+    category LowCardinality(String),
+    platform LowCardinality(String),
+    events UInt64
+) ENGINE = MergeTree
+PARTITION BY toYear(day)
+ORDER BY (tenant_id, build, day, event_type)
+"""
+
+
+def ATTRIBUTED_ORDERS_TABLE_SQL() -> str:
+    # One row per identified sale order and (mailing, campaign, channel) that touched it within the attribution
+    # window the build recorded (preaggregation_builds.attribution_window_days).
+    return """
+CREATE TABLE IF NOT EXISTS attributed_orders (
+    tenant_id UInt32,
+    build UInt64,
+    day Date,
+    order_ts DateTime64(3, 'UTC') CODEC(Delta, ZSTD(1)),
+    order_id String CODEC(ZSTD(1)),
+    customer_id String CODEC(ZSTD(1)),
+    amount Decimal(18, 2),
+    mailing_id LowCardinality(String),
+    campaign_id LowCardinality(String),
+    message_channel LowCardinality(String)
+) ENGINE = MergeTree
+PARTITION BY toYear(day)
+ORDER BY (tenant_id, build, day, mailing_id)
+"""
+
+
+def PREAGGREGATION_BUILDS_WINDOW_SQL() -> str:
+    # The attribution window (days) a build was made with: attributed orders are fresh only under the same one.
+    return "ALTER TABLE preaggregation_builds ADD COLUMN IF NOT EXISTS attribution_window_days UInt16 DEFAULT 0"
+
+
+def CONTACT_DAYS_TABLE_SQL() -> str:
+    # Contacts counted per local day they joined, reachability and one attribute (``grain``: 'all' or the attribute's
+    # column; the other attribute columns are empty there). The contacts source sums these instead of reading
+    # every contact when a query is split or filtered by that attribute at most.
+    return """
+CREATE TABLE IF NOT EXISTS contact_days (
+    tenant_id UInt32,
+    build UInt64,
+    grain LowCardinality(String),
+    created_day Date,
+    city LowCardinality(String),
+    gender LowCardinality(String),
+    birth_year UInt16,
+    home_store LowCardinality(String),
+    loyalty_program LowCardinality(String),
+    email_reachable UInt8,
+    sms_reachable UInt8,
+    contacts UInt64
+) ENGINE = MergeTree
+ORDER BY (tenant_id, build, grain, created_day)
+"""
+
+
+def CUSTOMER_FLOWS_TABLE_SQL() -> str:
+    # Per calendar bucket (granularity and first day), slice and slice value: buyers, new, repeat, one-time and
+    # retained customers, counted from customer_days at build time (analytics/semantic/customer_days.py).
+    return """
+CREATE TABLE IF NOT EXISTS customer_flows (
+    tenant_id UInt32,
+    build UInt64,
+    granularity LowCardinality(String),
+    bucket_start Date,
+    slice Enum8('all' = 0, 'store' = 1, 'employee' = 2, 'channel' = 3),
+    slice_value LowCardinality(String),
+    buyers UInt64,
+    new_customers UInt64,
+    repeat_customers UInt64,
+    one_time_customers UInt64,
+    retained_customers UInt64
+) ENGINE = MergeTree
+ORDER BY (tenant_id, build, granularity, slice, bucket_start, slice_value)
 """

@@ -16,11 +16,25 @@ from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from analytics.periods import Granularity, Period, bucket_start, buckets
-from analytics.preaggregations import CUSTOMER_BASE_DAYS, CUSTOMER_DAYS, CUSTOMER_HISTORIES, ORDERS
+from analytics.periods import Comparison, Granularity, Period, bucket_start, buckets
+from analytics.preaggregations import (
+    CONTACT_DAYS,
+    CUSTOMER_BASE_DAYS,
+    CUSTOMER_DAYS,
+    CUSTOMER_FLOWS,
+    CUSTOMER_HISTORIES,
+    ORDERS,
+)
 from analytics.semantic.customer_days import customer_days_apply, customer_days_sql
+from analytics.semantic.event_rollups import (
+    ATTRIBUTED_ORDERS,
+    ATTRIBUTED_ORDERS_IN_PERIOD,
+    event_days_apply,
+    event_days_sql,
+)
 from analytics.semantic.metrics import ORDER_GRAIN_SQL
 from analytics.semantic.registry import Dimension, Metric, Source
+from analytics.semantic.rollups import sales_rollup_sql
 
 DATETIME = "DateTime64(3, 'UTC')"
 # Customer-level joins: added when a dimension or filter expression names the alias.
@@ -120,6 +134,7 @@ def compile_source(
     params["start_day"], params["end_day"] = period.start, period.end + timedelta(days=1)
     params["orders_build"] = builds.get(ORDERS, 0)
     params["histories_build"] = builds.get(CUSTOMER_HISTORIES, 0)
+    params["contact_days_build"] = builds.get(CONTACT_DAYS, 0)
     where = []
     for number, condition in enumerate(filters):
         params[f"filter{number}"] = list(condition.values)
@@ -129,7 +144,11 @@ def compile_source(
         from analytics.analyses.rfm import rfm_customers_sql  # the analysis imports this module: import late
 
         # A customer's RFM segment as of the period's last day, over the year before it (the analysis' default).
-        params.update(rfm_customers_sql(as_of=period.end, lookback_days=RFM_LOOKBACK_DAYS, timezone=tz)[1])
+        histories_build = builds.get(CUSTOMER_HISTORIES)
+        _sql, rfm_params = rfm_customers_sql(
+            as_of=period.end, lookback_days=RFM_LOOKBACK_DAYS, timezone=tz, histories_build=histories_build
+        )
+        params.update(rfm_params)
     periods = time_buckets(period, granularity)
     bucket_index = {}
     if source in (Source.CUSTOMERS, Source.CONTACTS):
@@ -138,7 +157,8 @@ def compile_source(
         if source is Source.CUSTOMERS and customer_days_apply(dimensions, tuple(d for d, _test in where), builds):
             params["customer_days_build"] = builds[CUSTOMER_DAYS]
             params["customer_base_days_build"] = builds[CUSTOMER_BASE_DAYS]
-            sql = customer_days_sql(metrics, dimensions, [test for _d, test in where], params)
+            params["customer_flows_build"] = builds.get(CUSTOMER_FLOWS, 0)
+            sql = customer_days_sql(metrics, dimensions, [test for _d, test in where], params, builds)
         elif source is Source.CUSTOMERS:
             sql = _customers_sql(metrics, dimensions, where, builds)
         else:
@@ -148,9 +168,18 @@ def compile_source(
         if source is Source.ATTRIBUTION:
             params["attribution_days"] = settings.attribution_window_days
             params["touch_start"] = start - timedelta(days=settings.attribution_window_days)
+            params["attributed_orders_build"] = builds.get(ATTRIBUTED_ORDERS, 0)
             sql = _attribution_sql(metrics, dimensions, where, granularity, builds)
+        elif source is Source.SALES and (
+            rollup := sales_rollup_sql(metrics, dimensions, filters, where, granularity, builds)
+        ):
+            sql, rollup_params = rollup
+            params.update(rollup_params)
         elif source is Source.SALES and ORDERS in builds and _order_grain(metrics, dimensions, where):
             sql = _orders_sql(metrics, dimensions, where, granularity, builds)
+        elif event_days_apply(source, metrics, dimensions, tuple(d for d, _test in where), builds):
+            bucket_of_day = "''" if granularity is None else f"toString({BUCKET_OF_DAY[granularity]})"
+            sql = event_days_sql(source, metrics, dimensions, where, bucket_of_day, builds, params)
         else:
             sql = _rows_sql(source, metrics, dimensions, where, granularity, builds)
     return CompiledQuery(source, sql, params, metrics, dimensions, bucket_index)
@@ -171,9 +200,9 @@ def _bind_bucket_bounds(
 
 def _previous_bucket(bucket: Period, granularity: Granularity | None) -> Period:
     """The whole previous calendar bucket (the previous month for a month, also when the period starts mid-month)
-    or, without granularity, the previous period."""
+    or, without granularity, the previous period as a comparison shows it (whole months: as many months before)."""
     if granularity is None:
-        return bucket.previous()
+        return bucket.compared(Comparison.PREVIOUS_PERIOD)
     day_before = bucket_start(bucket.start, granularity) - timedelta(days=1)
     return Period(bucket_start(day_before, granularity), day_before)
 
@@ -202,9 +231,9 @@ def _joins(expressions: list[str], row_alias: str, builds: dict[str, int]) -> st
     if CUSTOMER_HISTORIES in builds:
         subqueries["acq"] = FIRST_ORDERS_FROM_HISTORIES
     if f"{RFM_ALIAS}." in text:
-        from analytics.analyses.rfm import RFM_CUSTOMERS_SQL  # the analysis imports this module: import late
+        from analytics.analyses.rfm import rfm_customers_select  # the analysis imports this module: import late
 
-        subqueries[RFM_ALIAS] = RFM_CUSTOMERS_SQL
+        subqueries[RFM_ALIAS] = rfm_customers_select(builds.get(CUSTOMER_HISTORIES))
     return "".join(
         f" LEFT JOIN ({subquery}) AS {alias} ON {alias}.customer_id = {row_alias}.customer_id"
         for alias, subquery in subqueries.items()
@@ -328,7 +357,10 @@ def _attribution_sql(
     dims = [dimension.expressions[Source.ATTRIBUTION] for dimension in dimensions]
     conditions = _conditions(where, Source.ATTRIBUTION)
     joined = _joins(dims + conditions, "a", builds)
-    pairs = ATTRIBUTED_PAIRS.replace("{orders}", ORDERS_IN_PERIOD if ORDERS in builds else ORDER_LINES_IN_PERIOD)
+    if ATTRIBUTED_ORDERS in builds:  # fresh, and built with the tenant's attribution window (fresh_builds)
+        pairs = ATTRIBUTED_ORDERS_IN_PERIOD
+    else:
+        pairs = ATTRIBUTED_PAIRS.replace("{orders}", ORDERS_IN_PERIOD if ORDERS in builds else ORDER_LINES_IN_PERIOD)
     inner_dims = "".join(f", {expression} AS d{i}" for i, expression in enumerate(dims))
     inner = (
         f"SELECT {_bucket_expression('a.order_ts', granularity)} AS bucket{inner_dims}, a.order_id AS order_id,"
@@ -430,8 +462,15 @@ def _order_rows_from_orders(line_select: str, line_group: str, line_filters: lis
     )
 
 
+# The contacts pre-aggregated per join day (analytics/preaggregations.py): one grain of it, ``{grain}``.
+CONTACT_DAYS_ROWS = (
+    "SELECT * FROM contact_days"
+    " WHERE tenant_id = {tenant_id:UInt32} AND build = {contact_days_build:UInt64} AND grain = '{grain}'"
+)
+CONTACT_DAYS_GRAINS = frozenset(("city", "gender", "birth_year", "home_store", "loyalty_program"))
+CONTACT_DAYS_COLUMNS = frozenset(("created_day", "email_reachable", "sms_reachable", "contacts"))
 # Contacts with the local day they joined on, compared with the buckets' local days.
-CONTACT_DAYS = (
+CONTACTS_WITH_DAYS = (
     "SELECT *, toDate(created_at, {tz:String}) AS created_day"
     " FROM customer_attributes FINAL WHERE tenant_id = {tenant_id:UInt32}"
 )
@@ -445,12 +484,30 @@ def _contacts_sql(
 ) -> str:
     dims = [dimension.expressions[Source.CONTACTS] for dimension in dimensions]
     conditions = _conditions(where, Source.CONTACTS)
+    grain = _contact_grain(dims + conditions) if CONTACT_DAYS in builds else None
+    rows = CONTACTS_WITH_DAYS
+    if grain:
+        rows = CONTACT_DAYS_ROWS.replace("{grain}", grain)
+        # Each contact_days row stands for ``contacts`` contacts: count them instead of the rows.
+        metrics = tuple(replace(m, sql=re.sub(r"^countIf\(", "sumIf(c.contacts, ", m.sql)) for m in metrics)
     joined = _joins(dims + conditions, "c", builds)
     return (
         f"SELECT {_select_list('toString(bucket_number)', dims, metrics)}"
-        f" FROM ({CONTACT_DAYS}) AS c{BUCKET_ARRAY_JOIN}{joined}"
+        f" FROM ({rows}) AS c{BUCKET_ARRAY_JOIN}{joined}"
         f"{' WHERE ' + ' AND '.join(conditions) if conditions else ''} {_group_by(len(dims))}"
     )
+
+
+def _contact_grain(expressions: list[str]) -> str | None:
+    """The contact_days grain that answers expressions over the contacts (``c.``): 'all', or the one attribute
+    column they read; None when they read two attributes or join other customer data."""
+    text = " ".join(expressions)
+    if any(f"{alias}." in text for alias in (*CUSTOMER_JOINS, RFM_ALIAS)):
+        return None
+    attributes = set(re.findall(r"\bc\.(\w+)", text)) - CONTACT_DAYS_COLUMNS
+    if len(attributes) > 1 or not attributes <= CONTACT_DAYS_GRAINS:
+        return None
+    return attributes.pop() if attributes else "all"
 
 
 def bucket_number(compiled: CompiledQuery, bucket: str) -> int:

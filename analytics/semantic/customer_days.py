@@ -24,9 +24,14 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from analytics.preaggregations import CUSTOMER_BASE_DAYS, CUSTOMER_DAYS
+from analytics.periods import Granularity, bucket_start
 from analytics.semantic.metrics import CUSTOMER_DAYS_SQL
 from analytics.semantic.registry import Dimension, Metric, Source
+
+# The pre-aggregations this module reads (built by analytics/preaggregations.py, in this order).
+CUSTOMER_DAYS = "customer_days"
+CUSTOMER_BASE_DAYS = "customer_base_days"
+CUSTOMER_FLOWS = "customer_flows"
 
 SLICES = ("store", "employee", "channel")
 # Per bucket number ``k``: its first day, the day after it, and the first day of the window before it.
@@ -35,6 +40,13 @@ BUCKET_BOUNDS = {
     "b_end": "{b_ends:Array(Date)}[k]",
     "p_start": "{p_starts:Array(Date)}[k]",
 }
+
+
+def _bounded(aggregate: str, bounds: dict[str, str] = BUCKET_BOUNDS) -> str:
+    """``aggregate`` with the bucket's bounds (b_start, b_end, p_start) spelled as ``bounds`` says."""
+    for name, element in bounds.items():
+        aggregate = re.sub(rf"\b{name}\b", element, aggregate)
+    return aggregate
 
 
 @dataclass(frozen=True)
@@ -107,6 +119,37 @@ ROLES = {
 }
 
 
+# The purchase-day measures of every calendar bucket (day, week, month, quarter, year) counted once at build time:
+# a query whose buckets are whole calendar buckets reads one row per bucket and slice value instead of every
+# purchase day in them. Each customer_days row joins the five buckets holding it; ``cal`` is (granularity, the
+# bucket's first day, the day after it, the first day of the bucket before).
+CALENDAR_BUCKETS = """[
+    ('day', day, day + 1, day - 1),
+    ('week', toMonday(day), toMonday(day) + 7, toMonday(day) - 7),
+    ('month', toStartOfMonth(day), toStartOfMonth(day) + toIntervalMonth(1), toStartOfMonth(day) - toIntervalMonth(1)),
+    ('quarter', toStartOfQuarter(day), toStartOfQuarter(day) + toIntervalMonth(3),
+     toStartOfQuarter(day) - toIntervalMonth(3)),
+    ('year', toStartOfYear(day), toStartOfYear(day) + toIntervalYear(1), toStartOfYear(day) - toIntervalYear(1))
+]"""
+FLOW_MEASURES = ("buyers", "new_customers", "repeat_customers", "one_time_customers", "retained_customers")
+# The flow of buyers before a bucket is the buyers of the bucket before.
+FLOWS_BEFORE = {"previous_buyers": "buyers"}
+FLOW_ROLES = ("purchases", "purchases_before")
+# Two churns of one customer are more than the churn window apart (the second needs a purchase after the first
+# gap), so in buckets no longer than the window each churn row is another customer: count rows, not customers.
+CHURNS_IN_SHORT_BUCKETS = {"churned_customers": "count()"}
+CALENDAR_BOUNDS = {"b_start": "cal.2", "b_end": "cal.3", "p_start": "cal.4"}
+CUSTOMER_FLOWS_BUILD_SQL = f"""
+INSERT INTO customer_flows (tenant_id, build, granularity, bucket_start, slice, slice_value, {", ".join(FLOW_MEASURES)})
+SELECT {{tenant_id:UInt32}}, {{build:UInt64}}, cal.1, cal.2, slice, slice_value,
+       {", ".join(_bounded(ROLES["purchases"].measures[measure][0], CALENDAR_BOUNDS) for measure in FLOW_MEASURES)}
+FROM customer_days
+ARRAY JOIN {CALENDAR_BUCKETS} AS cal
+WHERE tenant_id = {{tenant_id:UInt32}} AND build = {{build:UInt64}} AND orders > 0
+GROUP BY cal, slice, slice_value
+"""
+
+
 def customer_days_apply(
     dimensions: tuple[Dimension, ...], filtered_by: tuple[Dimension, ...], builds: dict[str, int]
 ) -> bool:
@@ -132,12 +175,17 @@ def customer_days_source(
 
 
 def customer_days_sql(
-    metrics: tuple[Metric, ...], dimensions: tuple[Dimension, ...], tests: list[str], params: dict[str, Any]
+    metrics: tuple[Metric, ...],
+    dimensions: tuple[Dimension, ...],
+    tests: list[str],
+    params: dict[str, Any],
+    builds: dict[str, int],
 ) -> str:
     """One statement: per bucket number (1-based, as the general path) and slice value, every metric.
 
     ``tests`` are the filters' tests of the slice value (``IN {filter0:Array(String)}``); ``params`` holds the
-    bucket bounds the compiler bound, and gets the days each role reads.
+    bucket bounds the compiler bound, and gets the days each role reads. When every bucket is a whole calendar
+    bucket and ``customer_flows`` is fresh, the purchase-day measures come from there.
     """
     expressions = [CUSTOMER_DAYS_SQL[metric.id] for metric in metrics]
     text = " ".join(expressions)
@@ -147,10 +195,24 @@ def customer_days_sql(
     slice_name = dimensions[0].id if dimensions else "all"
     slice_column = ", slice_value AS d0" if dimensions else ""
     parts = []
+    calendar, whole = _calendar_buckets(params) if CUSTOMER_FLOWS in builds else (None, [])
+    params["from_days"] = [0 if is_whole else 1 for is_whole in whole] or [1] * len(params["b_starts"])
     for name, role in roles.items():
-        params[f"{name}_from"], params[f"{name}_to"] = role.days(params)
+        read_by_day = ""
+        if calendar and name in FLOW_ROLES:
+            parts.append(_flows_part(name, used, zeros, calendar, slice_name, dimensions, tests))
+            if all(whole):
+                continue
+            # The buckets that are not whole calendar ones (a week clipped by the period) still read the days.
+            read_by_day = " AND {from_days:Array(UInt8)}[n] = 1"
+            params[f"{name}_from"], params[f"{name}_to"] = role.days(_buckets_by_day(params, whole))
+        else:
+            params[f"{name}_from"], params[f"{name}_to"] = role.days(params)
+        aggregates = {measure: aggregate for measure, (aggregate, _zero) in role.measures.items()}
+        if name == "churns" and _longest_bucket_days(params) <= params["churn_days"]:
+            aggregates |= CHURNS_IN_SHORT_BUCKETS
         columns = [
-            f"{_bounded(role.measures[measure][0]) if measure in role.measures else zeros[measure]} AS {measure}"
+            f"{_bounded(aggregates[measure]) if measure in aggregates else zeros[measure]} AS {measure}"
             for measure in sorted(used)
         ]
         conditions = [
@@ -164,7 +226,8 @@ def customer_days_sql(
         ]
         parts.append(
             f"SELECT k AS bucket{slice_column}, {', '.join(columns)} FROM {role.table}"
-            f" ARRAY JOIN arrayFilter(n -> {role.in_bucket}, arrayEnumerate({{b_starts:Array(Date)}})) AS k"
+            f" ARRAY JOIN arrayFilter(n -> {role.in_bucket}{read_by_day}, arrayEnumerate({{b_starts:Array(Date)}}))"
+            " AS k"
             f" WHERE {' AND '.join(conditions)} GROUP BY bucket{', d0' if dimensions else ''}"
         )
     values = ", ".join(f"{expression} AS m{i}" for i, expression in enumerate(expressions))
@@ -173,6 +236,68 @@ def customer_days_sql(
         f"SELECT toString(bucket) AS bucket{', d0' if dimensions else ''}, {values}"
         f" FROM ({' UNION ALL '.join(parts)}) GROUP BY {group}"
     )
+
+
+def _flows_part(
+    role: str,
+    used: set[str],
+    zeros: dict[str, str],
+    granularity: Granularity,
+    slice_name: str,
+    dimensions: tuple[Dimension, ...],
+    tests: list[str],
+) -> str:
+    """The purchase-day measures of whole calendar buckets (``purchases``), or of the buckets before them
+    (``purchases_before``), from customer_flows."""
+    starts = "{b_starts:Array(Date)}" if role == "purchases" else "{p_starts:Array(Date)}"
+    whole = "{from_days:Array(UInt8)}[indexOf(" + starts + ", bucket_start)] = 0"
+    flows = {measure: measure for measure in FLOW_MEASURES} if role == "purchases" else FLOWS_BEFORE
+    # ``flow.`` names the table's column: an alias of the same name in this SELECT (a zero) would shadow it.
+    columns = [f"{f'sum(flow.{flows[m]})' if m in flows else zeros[m]} AS {m}" for m in sorted(used)]
+    conditions = [
+        "tenant_id = {tenant_id:UInt32}",
+        f"build = {{{CUSTOMER_FLOWS}_build:UInt64}}",
+        f"granularity = '{granularity.value}'",
+        f"slice = '{slice_name}'",
+        f"bucket_start IN {starts}",
+        whole,
+        *(f"slice_value {test}" for test in tests),
+    ]
+    slice_column = ", slice_value AS d0" if dimensions else ""
+    return (
+        f"SELECT indexOf({starts}, bucket_start) AS bucket{slice_column}, {', '.join(columns)}"
+        f" FROM {CUSTOMER_FLOWS} AS flow"
+        f" WHERE {' AND '.join(conditions)} GROUP BY bucket{', d0' if dimensions else ''}"
+    )
+
+
+def _calendar_buckets(params: dict[str, Any]) -> tuple[Granularity | None, list[bool]]:
+    """The calendar granularity most of the query's buckets are whole buckets of (with the window before each the
+    bucket before), and which buckets are; (None, []) when none is."""
+    bounds = list(zip(params["b_starts"], params["b_ends"], params["p_starts"], strict=True))
+    best: tuple[Granularity | None, list[bool]] = (None, [])
+    for granularity in Granularity:
+        whole = [
+            bucket_start(start, granularity) == start
+            and bucket_start(end, granularity) == end
+            and bucket_start(end - timedelta(days=1), granularity) == start
+            and bucket_start(start - timedelta(days=1), granularity) == before
+            for start, end, before in bounds
+        ]
+        if sum(whole) > sum(best[1]):
+            best = (granularity, whole)
+    return best
+
+
+def _longest_bucket_days(params: dict[str, Any]) -> int:
+    return max((end - start).days for start, end in zip(params["b_starts"], params["b_ends"], strict=True))
+
+
+def _buckets_by_day(params: dict[str, Any], whole: list[bool]) -> dict[str, Any]:
+    """``params`` narrowed to the buckets that are not whole calendar ones: the days a role reads for them."""
+    kept = [i for i, is_whole in enumerate(whole) if not is_whole]
+    narrowed = {name: [params[name][i] for i in kept] for name in ("b_starts", "b_ends", "p_starts")}
+    return {**params, **narrowed, "horizon_day": narrowed["b_ends"][-1]}
 
 
 def _roles(expressions: str) -> dict[str, Role]:
@@ -187,9 +312,3 @@ def _roles(expressions: str) -> dict[str, Role]:
 def _shifted(params: dict[str, Any], by: timedelta) -> tuple[date, date]:
     """The purchase days whose churn day (W days later) falls in the buckets."""
     return params["b_starts"][0] + by, params["horizon_day"] + by
-
-
-def _bounded(aggregate: str) -> str:
-    for name, element in BUCKET_BOUNDS.items():
-        aggregate = re.sub(rf"\b{name}\b", element, aggregate)
-    return aggregate

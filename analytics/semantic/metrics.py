@@ -244,7 +244,7 @@ METRICS: tuple[Metric, ...] = (
         Unit.COUNT,
         CU,
         f"countIf({BOUGHT_BEFORE_BUCKET})",
-        "buyers of the period of equal length before (the previous bucket)",
+        "buyers of the previous period (whole months: as many months before; else as many days) or bucket",
     ),
     _base(
         "retained_customers",

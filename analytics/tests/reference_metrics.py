@@ -500,9 +500,15 @@ class Bucket:
 
 
 def query_buckets(first: date, last: date, granularity: str | None) -> list[Bucket]:
-    """The period as one bucket (window before: the same number of days), or its calendar buckets clipped to it
-    (window before: the whole previous calendar bucket)."""
+    """The period as one bucket (window before: the previous period, as many calendar months before when the
+    period is whole months, else the same number of days), or its calendar buckets clipped to it (window before:
+    the whole previous calendar bucket)."""
     if granularity is None:
+        following = last + timedelta(days=1)
+        if first.day == 1 and following.day == 1:
+            months = (following.year - first.year) * 12 + following.month - first.month
+            year, month = divmod(first.year * 12 + first.month - 1 - months, 12)
+            return [Bucket(first, last, date(year, month + 1, 1))]
         return [Bucket(first, last, first - (last - first) - timedelta(days=1))]
     result = []
     start = calendar_start(first, granularity)

@@ -20,6 +20,7 @@ from analytics import lifetime_value as model
 from analytics.analyses.base import InsufficientDataError, analysis_run
 from analytics.analyses.clv import customer_summaries
 from analytics.clickhouse.query import tenant_insert
+from analytics.preaggregations import preaggregations_rebuild
 from analytics.tests.conftest import facts_frame
 from tenants.errors import ApplicationError
 
@@ -231,7 +232,7 @@ def summaries_frame(tenant, calibration_end: date) -> pd.DataFrame:
             "T": summaries.T,
             "repeat_cents": summaries.repeat_cents,
         },
-        index=pd.Index(summaries.customer_id, name="customer_id"),
+        index=pd.Index(summaries.customer_id.to_pylist(), name="customer_id"),
     ).sort_index()
 
 
@@ -402,7 +403,8 @@ def moscow_noon(day: date) -> datetime:
     return datetime.combine(day, time(9), tzinfo=UTC)  # 12:00 in Moscow
 
 
-def test_the_summary_follows_the_btyd_definitions(make_tenant):
+@pytest.mark.parametrize("from_histories", [False, True])
+def test_the_summary_follows_the_btyd_definitions(make_tenant, from_histories):
     tenant = make_tenant()
     start = date(2025, 1, 1)
     lines = [
@@ -429,6 +431,8 @@ def test_the_summary_follows_the_btyd_definitions(make_tenant):
         for order, line, ts, customer, amount, is_return in lines
     ]
     tenant_insert("sales_lines", rows, SALES_COLUMNS, tenant_id=tenant.pk)
+    if from_histories:
+        preaggregations_rebuild(tenant_id=tenant.pk, timezone=tenant.timezone)
     summaries = summaries_frame(tenant, start + timedelta(days=30))
     assert summaries.to_dict("index") == {
         # Repeat revenue of A: −30 (day 3) + 200 + 80 − 80 (day 10) + 90 (day 20) = 260.

@@ -124,7 +124,7 @@ def test_loyalty_matches_pandas(generated_tenant, timezone, first, last):
     assert set(expected) == {"", "bonus", "discount"}
     assert_matches(result, expected)
     labels = {group["programme"]: group["label"] for group in result["groups"]}
-    assert labels == {"": "Not a member", "bonus": "bonus", "discount": "discount"}
+    assert labels == {"": "Not a member", "bonus": "Bonus card", "discount": "Discount card"}
     assert result["total"]["label"] == "All customers"
 
 

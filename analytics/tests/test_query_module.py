@@ -3,7 +3,7 @@
 import pytest
 from django_tenants.utils import tenant_context
 
-from analytics.clickhouse.query import TenantScopeError, tenant_insert, tenant_query
+from analytics.clickhouse.query import TenantScopeError, tenant_insert, tenant_query, tenant_query_arrow
 from analytics.services import tenant_settings_publish
 
 SETTINGS_OF_TENANT = "SELECT timezone, currency FROM tenant_settings FINAL WHERE tenant_id = {tenant_id:UInt32}"
@@ -93,3 +93,16 @@ def test_command_deletes_only_the_bound_tenants_rows(make_tenant):
     assert tenant_query(SETTINGS_OF_TENANT, tenant_id=b.pk).result_rows == [("Europe/Moscow", "RUB")]
     with pytest.raises(TenantScopeError):
         tenant_command("DELETE FROM tenant_settings WHERE currency = 'RUB'", tenant_id=a.pk)
+
+
+def test_arrow_answers_bind_the_tenant_and_refuse_the_same_statements(make_tenant):
+    a = make_tenant(timezone="Europe/Moscow", currency="RUB")
+    b = make_tenant(timezone="Asia/Yekaterinburg", currency="KZT")
+    with tenant_context(a):
+        assert tenant_query_arrow(SETTINGS_OF_TENANT).to_pylist() == [{"timezone": "Europe/Moscow", "currency": "RUB"}]
+    answer = tenant_query_arrow(SETTINGS_OF_TENANT, tenant_id=b.pk).to_pylist()
+    assert answer == [{"timezone": "Asia/Yekaterinburg", "currency": "KZT"}]
+    with pytest.raises(TenantScopeError):
+        tenant_query_arrow("SELECT count() FROM tenant_settings", tenant_id=a.pk)
+    with pytest.raises(TenantScopeError, match="bound by the query module"):
+        tenant_query_arrow(SETTINGS_OF_TENANT, {"tenant_id": b.pk}, tenant_id=a.pk)

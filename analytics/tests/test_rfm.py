@@ -12,10 +12,11 @@ import pytest
 from django.core.management import CommandError, call_command
 from django_tenants.utils import tenant_context
 
-from analytics.analyses.base import InsufficientDataError, analysis_run
+from analytics.analyses.base import InsufficientDataError, analysis_run, fresh_histories_build
 from analytics.analyses.rfm import SEGMENT_OF_SCORES, SEGMENTS, rfm_customers_sql
 from analytics.clickhouse.query import tenant_insert, tenant_query
 from analytics.periods import tenant_timezone
+from analytics.preaggregations import preaggregations_rebuild
 from analytics.serialization import to_jsonable
 from analytics.tests.conftest import facts_frame
 
@@ -78,9 +79,15 @@ def rfm_of(tenant, **params) -> dict:
 
 
 def customers_of(tenant, as_of: date, lookback_days: int) -> pd.DataFrame:
-    """The public per-customer SELECT, run as the subquery the semantic layer will make of it."""
+    """The public per-customer SELECT (from the fresh customer histories if built), run as the subquery the semantic
+    layer will make of it."""
     with tenant_context(tenant):
-        sql, params = rfm_customers_sql(as_of=as_of, lookback_days=lookback_days, timezone=tenant_timezone())
+        sql, params = rfm_customers_sql(
+            as_of=as_of,
+            lookback_days=lookback_days,
+            timezone=tenant_timezone(),
+            histories_build=fresh_histories_build(),
+        )
         result = tenant_query(f"SELECT * FROM ({sql}) ORDER BY customer_id", params)
     frame = pd.DataFrame(result.result_rows, columns=result.column_names).set_index("customer_id")
     frame["monetary_cents"] = [int(value * 100) for value in frame.pop("monetary")]
@@ -150,7 +157,8 @@ def test_each_tenant_sees_only_its_own_customers(generated_tenant, make_tenant):
         rfm_of(make_tenant(), as_of="2025-12-31")
 
 
-def test_fewer_than_twenty_customers_is_refused(make_tenant):
+@pytest.mark.parametrize("from_histories", [False, True])
+def test_fewer_than_twenty_customers_is_refused(make_tenant, from_histories):
     tenant = make_tenant()
     # Customer k buys once on 1 May + k days, at noon UTC; a return in the window nets out.
     rows = [(f"R{k}", 1, datetime(2025, 5, 1 + k, 12, tzinfo=UTC), f"C{k}", Decimal("100.00"), 0, 1) for k in range(20)]
@@ -161,6 +169,8 @@ def test_fewer_than_twenty_customers_is_refused(make_tenant):
         ["order_id", "line_no", "ts", "customer_id", "amount", "is_return", "version"],
         tenant_id=tenant.pk,
     )
+    if from_histories:
+        preaggregations_rebuild(tenant_id=tenant.pk, timezone=tenant.timezone)
     with pytest.raises(InsufficientDataError, match=r"at least 20 customers .* there are 19"):
         rfm_of(tenant, as_of="2025-05-19")
     result = rfm_of(tenant, as_of="2025-05-31", lookback_days=31)

@@ -1,8 +1,9 @@
 """File imports (DESIGN §8): preview, import, and the column mapping saved per data source.
 
 A bad file commits nothing. Sales: the file is parsed and checked in one streaming pass whose
-typed batches are spooled by ``facts_bulk_write``; a single INSERT goes to ClickHouse only after
-the last row passed, and if that INSERT fails its rows are deleted again. Customers: a first pass
+typed batches ``facts_bulk_write`` streams into a staging table as they come (ClickHouse takes
+them while the next ones are parsed); they reach ``sales_lines`` only after the last row passed,
+and if that step fails its rows are deleted again. Customers: a first pass
 checks the whole file, a second one writes contacts (Postgres, one transaction) and their
 attributes (ClickHouse, one INSERT, deleted again if the transaction does not commit).
 """
@@ -288,11 +289,12 @@ class _Failed:
         self.error = error
 
 
-def _in_background(items: Iterator[T], *, ahead: int = 4) -> Iterator[T]:
+def _in_background(items: Iterator[T], *, ahead: int = 8) -> Iterator[T]:
     """Yield ``items`` as a background thread produces them, up to ``ahead`` in advance.
 
-    Parsing the next batch (pyarrow, which releases the GIL) then overlaps with what the caller does
-    with this one (the Parquet spool): the two use both cores. The producer's errors are raised here;
+    Parsing the next batches (pyarrow, which releases the GIL) then overlaps with what the caller
+    does with these (an INSERT of ``STAGE_ROWS``, ~8 batches, into the staging table, during which
+    chdb releases the GIL too): the two use both cores. The producer's errors are raised here;
     if the caller stops early, the producer stops too.
     """
     queue: Queue = Queue(maxsize=ahead)

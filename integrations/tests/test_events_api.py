@@ -14,7 +14,7 @@ from django.core.cache import cache
 from django.test import override_settings
 from django_tenants.utils import tenant_context
 
-from analytics.clickhouse.query import tenant_query
+from analytics.clickhouse.query import data_version, tenant_query
 from analytics.clickhouse.sql import FACT_TABLES
 from integrations.events.schema import MAX_BODY_BYTES, MAX_ITEMS, BatchTooLargeError, events_parse
 from integrations.models import Contact, DataSource, ImportRun
@@ -450,6 +450,15 @@ def test_tenants_never_see_each_others_events(make_tenant, client):
     assert post(client, b, token_for(b), b_batch).status_code == 200
     assert everything(b)["sales"] == expected_sales(b_batch)
     assert everything(a)["sales"] == expected_sales(a_batch())  # B's R-1 did not replace A's
+
+
+def test_a_batch_moves_its_workspace_data_version_on_and_no_other(make_tenant, client):
+    """Cached answers are keyed by the data version: a mixed batch (four tables) must move it, for its tenant only."""
+    a, b = make_tenant(locale="en"), make_tenant(locale="en")
+    a_before, b_before = data_version(a.pk), data_version(b.pk)
+    assert post(client, a, token_for(a), a_batch()).status_code == 200
+    assert data_version(a.pk) > a_before
+    assert data_version(b.pk) == b_before
 
 
 def test_no_personal_data_reaches_clickhouse(tenant, client):

@@ -3,7 +3,10 @@
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pytest
 from django_tenants.utils import tenant_context
 
 from analytics.clickhouse.query import tenant_query
@@ -161,3 +164,104 @@ def test_a_customer_twice_in_one_batch_keeps_the_last_record(make_tenant):
             [Customer(customer_id="c1", city="Тула"), Customer(customer_id="c1", city="Омск")], source="test"
         )
         assert list(Contact.objects.values_list("customer_id", "city")) == [("c1", "Омск")]
+
+
+# --- Bulk writes go through a staging table -------------------------------------------------------------------
+
+
+def sales_frame(rows: int, prefix: str, seed: int) -> pd.DataFrame:
+    """Sales lines over three months (four partitions), a tenth of them returns; amounts in kopecks."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "order_id": [f"{prefix}{i // 3}" for i in range(rows)],
+            "line_no": [i % 3 + 1 for i in range(rows)],
+            "ts": pd.Timestamp("2026-01-15", tz="UTC") + pd.to_timedelta(np.arange(rows) * (90 * 86_400 // rows), "s"),
+            "kopecks": rng.integers(100, 100_000, rows),
+            "is_return": rng.random(rows) < 0.1,
+            "store": rng.choice(["Tverskaya", "Arbat", "Online"], rows),
+        }
+    )
+
+
+def frame_batches(frame: pd.DataFrame, batch_rows: int) -> list[pa.RecordBatch]:
+    from integrations.ingest import SALES_LINE_COLUMNS, ingest_version, sales_lines_batch
+
+    version = ingest_version()
+    batches = []
+    for start in range(0, len(frame), batch_rows):
+        part = frame.iloc[start : start + batch_rows]
+        amount = pa.array([Decimal(int(k)).scaleb(-2) for k in part["kopecks"]], pa.decimal128(18, 2))
+        columns = {name: pa.array([""] * len(part)) for name in SALES_LINE_COLUMNS if name not in ("source", "version")}
+        columns |= {
+            "order_id": pa.array(part["order_id"]),
+            "store": pa.array(part["store"]),
+            "line_no": pa.array(part["line_no"], pa.uint32()),
+            "ts": pa.array(part["ts"], pa.timestamp("ms", tz="UTC")),
+            "qty": pa.array([Decimal(1)] * len(part), pa.decimal128(18, 3)),
+            "price": amount,
+            "discount": pa.array([Decimal(0)] * len(part), pa.decimal128(18, 2)),
+            "amount": amount,
+            "is_return": pa.array(part["is_return"]),
+        }
+        batches.append(sales_lines_batch(columns, source="test", version=version))
+    return batches
+
+
+def monthly_totals(tenant_id: int) -> dict[tuple[str, str], tuple[int, Decimal]]:
+    rows = tenant_query(
+        "SELECT toString(toYYYYMM(ts)), store, count(), sum(amount) FROM sales_lines FINAL"
+        " WHERE tenant_id = {tenant_id:UInt32} GROUP BY 1, 2",
+        tenant_id=tenant_id,
+    ).result_rows
+    return {(month, store): (count, amount) for month, store, count, amount in rows}
+
+
+def expected_monthly_totals(frame: pd.DataFrame) -> dict[tuple[str, str], tuple[int, Decimal]]:
+    signed = frame["kopecks"].where(~frame["is_return"], -frame["kopecks"])
+    grouped = signed.groupby([frame["ts"].dt.strftime("%Y%m"), frame["store"]]).agg(["count", "sum"])
+    return {key: (int(row["count"]), Decimal(int(row["sum"])).scaleb(-2)) for key, row in grouped.iterrows()}
+
+
+def staging_tables() -> list:
+    from analytics.clickhouse.client import get_client
+    from analytics.clickhouse.query import STAGING_PREFIX
+
+    sql = "SELECT name FROM system.tables WHERE database = currentDatabase() AND startsWith(name, {prefix:String})"
+    return get_client().query(sql, parameters={"prefix": STAGING_PREFIX}).result_rows
+
+
+def test_a_bulk_write_is_staged_in_pieces_and_lands_whole_once(make_tenant, monkeypatch):
+    import analytics.clickhouse.query
+    from integrations.ingest import facts_bulk_write
+
+    monkeypatch.setattr(analytics.clickhouse.query, "STAGE_ROWS", 50)  # eight INSERTs into the staging table
+    a, b = make_tenant(), make_tenant()
+    frame_a, frame_b = sales_frame(400, "A", seed=1), sales_frame(120, "B", seed=2)
+    assert facts_bulk_write("sales_lines", frame_batches(frame_b, 30), tenant_id=b.pk) == 120
+    for _attempt in range(2):  # the same rows again (a newer version) replace, never add
+        assert facts_bulk_write("sales_lines", frame_batches(frame_a, 30), tenant_id=a.pk) == 400
+        assert monthly_totals(a.pk) == expected_monthly_totals(frame_a)
+    assert {month for month, _store in expected_monthly_totals(frame_a)} == {"202601", "202602", "202603", "202604"}
+    assert monthly_totals(b.pk) == expected_monthly_totals(frame_b)
+    assert staging_tables() == []
+
+
+def test_a_bulk_write_failing_after_some_pieces_were_staged_leaves_the_table_untouched(make_tenant, monkeypatch):
+    import analytics.clickhouse.query
+    from integrations.ingest import facts_bulk_write
+
+    monkeypatch.setattr(analytics.clickhouse.query, "STAGE_ROWS", 50)
+    a, b = make_tenant(), make_tenant()
+    frame_b = sales_frame(120, "B", seed=2)
+    facts_bulk_write("sales_lines", frame_batches(frame_b, 30), tenant_id=b.pk)
+
+    def failing_late():
+        yield from frame_batches(sales_frame(400, "A", seed=1), 30)  # all of it staged by now
+        raise RuntimeError("injected: a bad row at the end of the file")
+
+    with pytest.raises(RuntimeError, match="injected"):
+        facts_bulk_write("sales_lines", failing_late(), tenant_id=a.pk)
+    assert monthly_totals(a.pk) == {}
+    assert monthly_totals(b.pk) == expected_monthly_totals(frame_b)
+    assert staging_tables() == []

@@ -1,0 +1,3 @@
+from analytics.clickhouse.sql import ASSORTMENT_DAYS_TABLE_SQL, SALES_DAYS_TABLE_SQL
+
+operations = [SALES_DAYS_TABLE_SQL(), ASSORTMENT_DAYS_TABLE_SQL()]

@@ -1,0 +1,3 @@
+from analytics.clickhouse.sql import CONTACT_DAYS_TABLE_SQL
+
+operations = [CONTACT_DAYS_TABLE_SQL()]
