@@ -7,11 +7,14 @@ never from the generator's own bookkeeping.
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import pandas as pd
 import pytest
 
+from analytics import selectors
 from analytics.clickhouse.query import tenant_query
+from analytics.preaggregations import preaggregations_rebuild
 from integrations.demo.services import demo_data_generate
 
 GENERATED_END_DAY = date(2026, 1, 1)  # histories end on 2025-12-31
@@ -36,3 +39,27 @@ def generated_tenant(make_tenant):
         return tenant
 
     return make
+
+
+@pytest.fixture
+def sent(monkeypatch) -> list[str]:
+    """The SQL of every statement the semantic layer sends from now on, in order."""
+    statements: list[str] = []
+    real = selectors.tenant_query
+
+    def recording(sql: str, *args: Any, **kwargs: Any) -> Any:
+        statements.append(sql)
+        return real(sql, *args, **kwargs)
+
+    monkeypatch.setattr(selectors, "tenant_query", recording)
+    return statements
+
+
+@pytest.fixture
+def built_shop(generated_tenant) -> tuple[Any, Any]:
+    """A generated tenant with fresh pre-aggregation builds, and its facts for the pandas reference."""
+    from analytics.tests.reference_metrics import facts_load  # it imports this module: import late
+
+    tenant = generated_tenant(customers=300)
+    preaggregations_rebuild(tenant_id=tenant.pk, timezone=tenant.timezone)
+    return tenant, facts_load(tenant)

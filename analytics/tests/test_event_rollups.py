@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from django_tenants.utils import tenant_context
 
-from analytics import selectors
 from analytics.preaggregations import (
     EVERY_BUILD,
     fresh_builds,
@@ -56,25 +55,10 @@ def event_metrics(dimensions: tuple[str, ...], filters: tuple[ReferenceFilter, .
 
 
 @pytest.fixture
-def built_shop(generated_tenant) -> tuple[Any, Facts]:
-    tenant = generated_tenant(customers=300)
-    preaggregations_rebuild(tenant_id=tenant.pk, timezone=tenant.timezone)
-    return tenant, facts_load(tenant)
-
-
-@pytest.fixture
-def sent(monkeypatch, settings) -> list[str]:
-    """The SQL of every statement the semantic layer sends from now on (every answer computed, none cached)."""
+def sent(sent, settings) -> list[str]:
+    """The conftest's recorded statements, with every answer computed (none cached)."""
     settings.ANALYTICS_QUERY_CACHE_SECONDS = 0
-    statements = []
-    real = selectors.tenant_query
-
-    def recording(sql: str, *args: Any, **kwargs: Any) -> Any:
-        statements.append(sql)
-        return real(sql, *args, **kwargs)
-
-    monkeypatch.setattr(selectors, "tenant_query", recording)
-    return statements
+    return sent
 
 
 def reads(statements: list[str], table: str) -> bool:

@@ -8,16 +8,13 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import pytest
-
-from analytics import selectors
 from analytics.periods import Period
 from analytics.preaggregations import ORDERS, preaggregations_rebuild
 from analytics.semantic.catalog import DIMENSIONS_BY_ID, METRICS_BY_ID, base_metrics
 from analytics.semantic.compiler import Filter, TenantSettings, compile_source
 from analytics.semantic.registry import Source
 from analytics.semantic.rollups import ASSORTMENT_DAYS, ROLLUP_SQL, SALES_DAYS
-from analytics.tests.reference_metrics import ReferenceFilter, facts_load
+from analytics.tests.reference_metrics import ReferenceFilter
 from analytics.tests.test_semantic_reconciliation import (
     ACROSS_NEW_YEAR,
     ALL_METRICS,
@@ -33,27 +30,6 @@ from integrations.ingest import SalesLine, sales_lines_write
 # Every metric whose sales parts are all rolled up (ratios of them too).
 ROLLED_UP = tuple(m for m in ALL_METRICS if all(base.id in ROLLUP_SQL for base in base_metrics(m)))
 READS_SALES_DAYS, READS_ASSORTMENT_DAYS = f"FROM {SALES_DAYS} AS f", f"FROM {ASSORTMENT_DAYS} AS f"
-
-
-@pytest.fixture
-def built_shop(generated_tenant) -> tuple[Any, Any]:
-    tenant = generated_tenant(customers=300)
-    preaggregations_rebuild(tenant_id=tenant.pk, timezone=tenant.timezone)
-    return tenant, facts_load(tenant)
-
-
-@pytest.fixture
-def sent(monkeypatch) -> list[str]:
-    """The statements metrics_query sends, in order."""
-    statements = []
-    real = selectors.tenant_query
-
-    def recording(sql: str, *args: Any, **kwargs: Any) -> Any:
-        statements.append(sql)
-        return real(sql, *args, **kwargs)
-
-    monkeypatch.setattr(selectors, "tenant_query", recording)
-    return statements
 
 
 def test_the_rolled_up_metrics_are_the_additive_sales_ones():
