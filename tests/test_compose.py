@@ -126,9 +126,21 @@ def test_dockerfile_builds_the_front_end_in_node_and_runs_as_a_user():
     assert re.search(r"^FROM python:3\.11-slim$", dockerfile, re.MULTILINE)
     assert "npm ci" in dockerfile and "--from=frontend" in dockerfile
     assert "collectstatic" in dockerfile and "pip install -r requirements.txt" in dockerfile
+    assert "requirements-dev" not in dockerfile
     assert re.search(r"^USER (?!root)\w+$", dockerfile, re.MULTILINE)
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".venv", "var", "frontend/node_modules", ".git"} <= set(ignored)
+
+
+def test_the_image_installs_no_test_or_lint_tools():
+    def pinned(name: str) -> set[str]:
+        lines = (ROOT / name).read_text().splitlines()
+        return {line.split("==")[0].lower() for line in lines if "==" in line}
+
+    runtime, dev = pinned("requirements.txt"), pinned("requirements-dev.txt")
+    assert {"pytest", "pytest-django", "ruff"} <= dev
+    assert not runtime & dev
+    assert "-r requirements.txt" in (ROOT / "requirements-dev.txt").read_text().splitlines()
 
 
 def docker_compose_available() -> bool:
