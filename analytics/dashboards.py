@@ -743,6 +743,9 @@ def dimension_value_label(dimension_id: str, value: str) -> str:
         return str(WEEKDAYS_ABBR[int(value) - 1])
     if dimension_id == "hour" and value.isdigit():
         return f"{int(value):02d}:00"
+    dimension = DIMENSIONS_BY_ID.get(dimension_id)
+    if dimension is not None and dimension.value_label is not None:
+        return dimension.value_label(value)
     return value
 
 

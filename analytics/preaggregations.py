@@ -146,18 +146,30 @@ PREAGGREGATIONS: tuple[Preaggregation, ...] = (
 EVERY_BUILD = frozenset(preaggregation.name for preaggregation in PREAGGREGATIONS)
 
 
+@dataclass(frozen=True)
+class BuildWindows:
+    """The tenant settings builds depend on: attributed orders on the attribution window, customer flows (churns)
+    on the churn window. A build records the ones it was made with; it is fresh only while they are the tenant's."""
+
+    attribution_window_days: int
+    churn_window_days: int
+
+
 def preaggregations_rebuild(
-    *, tenant_id: int, timezone: str, attribution_window_days: int | None = None
+    *,
+    tenant_id: int,
+    timezone: str,
+    attribution_window_days: int | None = None,
+    churn_window_days: int | None = None,
 ) -> dict[str, float]:
     """Build every pre-aggregation of one tenant from its facts; returns seconds per build.
 
     The data version is read before the build: data that lands meanwhile bumps it, and the build
-    is then stale from the start, as it should be. The attribution window is the tenant's unless given.
+    is then stale from the start, as it should be. The attribution and churn windows are the tenant's unless given.
     """
     version = data_version(tenant_id)
     build = time.time_ns()
-    if attribution_window_days is None:
-        attribution_window_days = tenant_attribution_window_days(tenant_id)
+    windows = build_windows(tenant_id, attribution_window_days, churn_window_days)
     seconds = {
         preaggregation.name: preaggregation_build(
             preaggregation,
@@ -165,7 +177,8 @@ def preaggregations_rebuild(
             timezone=timezone,
             build=build,
             data_version=version,
-            attribution_window_days=attribution_window_days,
+            attribution_window_days=windows.attribution_window_days,
+            churn_window_days=windows.churn_window_days,
         )
         for preaggregation in PREAGGREGATIONS
     }
@@ -189,17 +202,22 @@ def preaggregation_build(
     build: int,
     data_version: int,
     attribution_window_days: int | None = None,
+    churn_window_days: int | None = None,
 ) -> float:
     """Insert one build of one pre-aggregation and record it as made from ``data_version`` (and with the
-    attribution window, the tenant's unless given); returns seconds.
+    attribution and churn windows, the tenant's unless given); returns seconds.
 
     The benchmarks call it alone to add one pre-aggregation to a fresh set of builds (same build number).
     """
     name = preaggregation.name
-    if attribution_window_days is None:
-        attribution_window_days = tenant_attribution_window_days(tenant_id)
+    windows = build_windows(tenant_id, attribution_window_days, churn_window_days)
     started = time.perf_counter()
-    params = {"build": build, "tz": timezone, "attribution_days": attribution_window_days}
+    params = {
+        "build": build,
+        "tz": timezone,
+        "attribution_days": windows.attribution_window_days,
+        "churn_days": windows.churn_window_days,
+    }
     tenant_command(preaggregation.sql, params, tenant_id=tenant_id, settings=BUILD_SETTINGS)
     rows = tenant_query(
         f"SELECT count() FROM {name} WHERE tenant_id = {{tenant_id:UInt32}} AND build = {{build:UInt64}}",
@@ -209,15 +227,16 @@ def preaggregation_build(
     seconds = time.perf_counter() - started
     tenant_command(
         "INSERT INTO preaggregation_builds (tenant_id, name, build, data_version, rows, seconds,"
-        " attribution_window_days) VALUES ({tenant_id:UInt32}, {name:String}, {build:UInt64}, {version:UInt64},"
-        " {rows:UInt64}, {seconds:Float64}, {window:UInt16})",
+        " attribution_window_days, churn_window_days) VALUES ({tenant_id:UInt32}, {name:String}, {build:UInt64},"
+        " {version:UInt64}, {rows:UInt64}, {seconds:Float64}, {attribution_days:UInt16}, {churn_days:UInt16})",
         {
             "name": name,
             "build": build,
             "version": data_version,
             "rows": rows,
             "seconds": seconds,
-            "window": attribution_window_days,
+            "attribution_days": windows.attribution_window_days,
+            "churn_days": windows.churn_window_days,
         },
         tenant_id=tenant_id,
     )
@@ -230,27 +249,47 @@ def preaggregations_rebuild_current() -> dict[str, float]:
     if set(fresh_builds(tenant.pk)) == EVERY_BUILD:
         return {}
     return preaggregations_rebuild(
-        tenant_id=tenant.pk, timezone=tenant.timezone, attribution_window_days=tenant.attribution_window_days
+        tenant_id=tenant.pk,
+        timezone=tenant.timezone,
+        attribution_window_days=tenant.attribution_window_days,
+        churn_window_days=tenant.churn_window_days,
     )
 
 
 def fresh_builds(tenant_id: int) -> dict[str, int]:
     """The builds of this tenant made from its current data version, by name (one ClickHouse round trip).
 
-    The attributed orders also depend on the attribution window: fresh only if built with the tenant's
-    current one (a setting in Postgres, which the compiler's TenantSettings carries too).
+    The attributed orders also depend on the attribution window, the customer flows (churns) on the churn window:
+    fresh only if built with the tenant's current ones (settings in Postgres, which the compiler's TenantSettings
+    carries too).
     """
+    windows = build_windows(tenant_id)
     rows = tenant_query(
         "SELECT name, build FROM preaggregation_builds FINAL"
         " WHERE tenant_id = {tenant_id:UInt32}"
         " AND data_version = (SELECT max(version) FROM data_versions WHERE tenant_id = {tenant_id:UInt32})"
-        " AND (name != {attributed:String} OR attribution_window_days = {window:UInt16})",
-        {"attributed": ATTRIBUTED_ORDERS, "window": tenant_attribution_window_days(tenant_id)},
+        " AND (name != {attributed:String} OR attribution_window_days = {attribution_days:UInt16})"
+        " AND (name != {flows:String} OR churn_window_days = {churn_days:UInt16})",
+        {
+            "attributed": ATTRIBUTED_ORDERS,
+            "attribution_days": windows.attribution_window_days,
+            "flows": CUSTOMER_FLOWS,
+            "churn_days": windows.churn_window_days,
+        },
         tenant_id=tenant_id,
     ).result_rows
     return dict(rows)
 
 
-def tenant_attribution_window_days(tenant_id: int) -> int:
-    """The tenant's attribution window as set now (Postgres): the one builds are made with and checked against."""
-    return get_tenant_model().objects.values_list("attribution_window_days", flat=True).get(pk=tenant_id)
+def build_windows(
+    tenant_id: int, attribution_window_days: int | None = None, churn_window_days: int | None = None
+) -> BuildWindows:
+    """The windows given, and the tenant's as set now (Postgres, one query) for those not given: the ones builds are
+    made with and checked against."""
+    if attribution_window_days is None or churn_window_days is None:
+        attribution, churn = (
+            get_tenant_model().objects.values_list("attribution_window_days", "churn_window_days").get(pk=tenant_id)
+        )
+        attribution_window_days = attribution if attribution_window_days is None else attribution_window_days
+        churn_window_days = churn if churn_window_days is None else churn_window_days
+    return BuildWindows(attribution_window_days, churn_window_days)

@@ -417,7 +417,8 @@ ORDER BY (tenant_id, build, grain, created_day)
 
 def CUSTOMER_FLOWS_TABLE_SQL() -> str:
     # Per calendar bucket (granularity and first day), slice and slice value: buyers, new, repeat, one-time and
-    # retained customers, counted from customer_days at build time (analytics/semantic/customer_days.py).
+    # retained customers, counted from customer_days at build time (analytics/semantic/customer_days.py);
+    # churns and channel buyers since migration 0010 (CUSTOMER_FLOWS_CHURNS_AND_CHANNELS_SQL).
     return """
 CREATE TABLE IF NOT EXISTS customer_flows (
     tenant_id UInt32,
@@ -434,3 +435,19 @@ CREATE TABLE IF NOT EXISTS customer_flows (
 ) ENGINE = MergeTree
 ORDER BY (tenant_id, build, granularity, slice, bucket_start, slice_value)
 """
+
+
+def CUSTOMER_FLOWS_CHURNS_AND_CHANNELS_SQL() -> str:
+    # Customers churning in the bucket (under the churn window the build was made with), and the whole shop's
+    # buyers online, offline and in either channel (slice 'all' rows).
+    return (
+        "ALTER TABLE customer_flows ADD COLUMN IF NOT EXISTS churned_customers UInt64,"
+        " ADD COLUMN IF NOT EXISTS online_buyers UInt64, ADD COLUMN IF NOT EXISTS offline_buyers UInt64,"
+        " ADD COLUMN IF NOT EXISTS channel_buyers UInt64"
+    )
+
+
+def PREAGGREGATION_BUILDS_CHURN_WINDOW_SQL() -> str:
+    # The churn window (days) a build was made with: customer flows are fresh only under the same one. Builds
+    # recorded before have none (NULL equals no window): their flows, without churns, are stale.
+    return "ALTER TABLE preaggregation_builds ADD COLUMN IF NOT EXISTS churn_window_days Nullable(UInt16)"

@@ -47,6 +47,13 @@ CUSTOMER_JOINS = {
         "SELECT customer_id, min(ts) AS first_order_ts FROM sales_lines FINAL"
         " WHERE tenant_id = {tenant_id:UInt32} AND is_return = 0 AND customer_id != '' GROUP BY customer_id"
     ),
+    # Each customer's segments: those whose latest snapshot computed by the end of the period's last day lists them.
+    "seg": (
+        "SELECT customer_id, groupUniqArray(toString(segment_id)) AS segment_ids FROM segment_snapshots"
+        " WHERE tenant_id = {tenant_id:UInt32} AND (segment_id, computed_at) IN (SELECT segment_id, max(computed_at)"
+        f" FROM segment_snapshots WHERE tenant_id = {{tenant_id:UInt32}} AND computed_at < {{end:{DATETIME}}}"
+        " GROUP BY segment_id) GROUP BY customer_id"
+    ),
 }
 # Over a fresh build of the customer histories, the first order comes from there instead of the facts.
 FIRST_ORDERS_FROM_HISTORIES = (
@@ -138,8 +145,13 @@ def compile_source(
     where = []
     for number, condition in enumerate(filters):
         params[f"filter{number}"] = list(condition.values)
+        values = f"{{filter{number}:Array(String)}}"
+        if condition.dimension.multi_valued:  # test the row's values at once: the row stays one row
+            where.append((_rewritten(condition.dimension, "hasAny", values), "= 0" if condition.exclude else "= 1"))
+            continue
         operator = "NOT IN" if condition.exclude else "IN"
-        where.append((condition.dimension, f"{operator} {{filter{number}:Array(String)}}"))
+        where.append((condition.dimension, f"{operator} {values}"))
+    dimensions = tuple(_rewritten(d, "arrayJoin") if d.multi_valued else d for d in dimensions)
     if any(f"{RFM_ALIAS}." in d.expressions[source] for d in (*dimensions, *(f.dimension for f in filters))):
         from analytics.analyses.rfm import rfm_customers_sql  # the analysis imports this module: import late
 
@@ -183,6 +195,13 @@ def compile_source(
         else:
             sql = _rows_sql(source, metrics, dimensions, where, granularity, builds)
     return CompiledQuery(source, sql, params, metrics, dimensions, bucket_index)
+
+
+def _rewritten(dimension: Dimension, function: str, *arguments: str) -> Dimension:
+    """A multi-valued dimension made single-valued: ``function`` applied to each of its expressions (and
+    ``arguments``): arrayJoin to slice by each value, hasAny to test them."""
+    expressions = {source: f"{function}({', '.join((e, *arguments))})" for source, e in dimension.expressions.items()}
+    return replace(dimension, expressions=expressions, multi_valued=False)
 
 
 def _bind_bucket_bounds(

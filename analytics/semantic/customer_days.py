@@ -14,6 +14,10 @@ Each role reads only the days it can touch and joins each row to the buckets it 
 (``arrayFilter`` over the buckets, usually one), so a month is a month of rows whatever the history's length.
 It applies when the query is split by at most one of store, employee and channel (the slices built) and
 filtered, if at all, by that same dimension.
+
+``customer_flows`` holds what the purchase, churn and channel roles count per whole calendar bucket (day, week,
+month, quarter, year), counted once at build time: buckets of a query that are whole calendar buckets read one row
+per bucket and slice value there, the others (a week clipped by the period) still read the days.
 """
 
 from __future__ import annotations
@@ -61,6 +65,8 @@ class Role:
 
 
 COUNT = "toUInt64(0)"
+# The day a purchase day's customer churns when there is no purchase in the churn window after it.
+CHURN_DAY = "day + {churn_days:UInt16}"
 ROLES = {
     "purchases": Role(
         CUSTOMER_DAYS,
@@ -97,10 +103,9 @@ ROLES = {
     ),
     "churns": Role(
         CUSTOMER_DAYS,
-        "orders > 0 AND next_day > day + {churn_days:UInt16}",
+        f"orders > 0 AND next_day > {CHURN_DAY}",
         lambda params: _shifted(params, -timedelta(days=params["churn_days"])),
-        "day + {churn_days:UInt16} >= {b_starts:Array(Date)}[n]"
-        " AND day + {churn_days:UInt16} < {b_ends:Array(Date)}[n]",
+        f"{CHURN_DAY} >= {{b_starts:Array(Date)}}[n] AND {CHURN_DAY} < {{b_ends:Array(Date)}}[n]",
         # A customer churns once per gap; two gaps in one bucket (a bucket longer than the window) count once.
         {"churned_customers": ("uniqExact(customer_id)", COUNT)},
     ),
@@ -119,34 +124,73 @@ ROLES = {
 }
 
 
-# The purchase-day measures of every calendar bucket (day, week, month, quarter, year) counted once at build time:
-# a query whose buckets are whole calendar buckets reads one row per bucket and slice value instead of every
-# purchase day in them. Each customer_days row joins the five buckets holding it; ``cal`` is (granularity, the
-# bucket's first day, the day after it, the first day of the bucket before).
-CALENDAR_BUCKETS = """[
-    ('day', day, day + 1, day - 1),
-    ('week', toMonday(day), toMonday(day) + 7, toMonday(day) - 7),
-    ('month', toStartOfMonth(day), toStartOfMonth(day) + toIntervalMonth(1), toStartOfMonth(day) - toIntervalMonth(1)),
-    ('quarter', toStartOfQuarter(day), toStartOfQuarter(day) + toIntervalMonth(3),
-     toStartOfQuarter(day) - toIntervalMonth(3)),
-    ('year', toStartOfYear(day), toStartOfYear(day) + toIntervalYear(1), toStartOfYear(day) - toIntervalYear(1))
+def calendar_buckets(day: str) -> str:
+    """The five calendar buckets (day, week, month, quarter, year) holding ``day``, each as (granularity, its first
+    day, the day after it, the first day of the bucket before)."""
+    return f"""[
+    ('day', {day}, {day} + 1, {day} - 1),
+    ('week', toMonday({day}), toMonday({day}) + 7, toMonday({day}) - 7),
+    ('month', toStartOfMonth({day}), toStartOfMonth({day}) + toIntervalMonth(1),
+     toStartOfMonth({day}) - toIntervalMonth(1)),
+    ('quarter', toStartOfQuarter({day}), toStartOfQuarter({day}) + toIntervalMonth(3),
+     toStartOfQuarter({day}) - toIntervalMonth(3)),
+    ('year', toStartOfYear({day}), toStartOfYear({day}) + toIntervalYear(1), toStartOfYear({day}) - toIntervalYear(1))
 ]"""
-FLOW_MEASURES = ("buyers", "new_customers", "repeat_customers", "one_time_customers", "retained_customers")
-# The flow of buyers before a bucket is the buyers of the bucket before.
-FLOWS_BEFORE = {"previous_buyers": "buyers"}
-FLOW_ROLES = ("purchases", "purchases_before")
+
+
+# What the roles read from customer_flows instead of the days: per role, each measure's column there.
+FLOW_COLUMNS = {
+    "purchases": {measure: measure for measure in ROLES["purchases"].measures},
+    # The buyers in the window before a bucket are the buyers of the calendar bucket before.
+    "purchases_before": {"previous_buyers": "buyers"},
+    "churns": {"churned_customers": "churned_customers"},
+    "channel_purchases": {measure: measure for measure in ROLES["channel_purchases"].measures},
+}
+FLOW_ROLES = tuple(FLOW_COLUMNS)
+# Every column the build fills, in the order of the roles' measures.
+FLOWS_BUILT = tuple(dict.fromkeys(column for columns in FLOW_COLUMNS.values() for column in columns.values()))
 # Two churns of one customer are more than the churn window apart (the second needs a purchase after the first
 # gap), so in buckets no longer than the window each churn row is another customer: count rows, not customers.
 CHURNS_IN_SHORT_BUCKETS = {"churned_customers": "count()"}
+# The same per calendar bucket at build time: a bucket longer than the window (a year; a month under a short window)
+# counts distinct customers, as the churns role does.
+CHURNS_IN_CALENDAR_BUCKETS = (
+    "countIf(cal.3 - cal.2 <= {churn_days:UInt16}) + uniqExactIf(customer_id, cal.3 - cal.2 > {churn_days:UInt16})"
+)
 CALENDAR_BOUNDS = {"b_start": "cal.2", "b_end": "cal.3", "p_start": "cal.4"}
+
+
+def _flows_build_part(role_name: str, overrides: dict[str, str] | None = None, day: str = "day") -> str:
+    """The customer_flows rows of one role: its measures per calendar bucket holding ``day`` of its rows, and slice
+    value (or of the whole shop, for a role that reads one slice for the shop); the other columns are zeros."""
+    role = ROLES[role_name]
+    aggregates = {
+        FLOW_COLUMNS[role_name][measure]: _bounded(aggregate, CALENDAR_BOUNDS)
+        for measure, (aggregate, _zero) in role.measures.items()
+    } | (overrides or {})
+    values = ", ".join(aggregates.get(column, COUNT) for column in FLOWS_BUILT)
+    # An Enum column and a string literal have no common type in a UNION: slices are inserted as strings.
+    if role.slice:
+        slice_values, sliced_rows, grouped = "'all', ''", f" AND slice = '{role.slice}'", ""
+    else:
+        slice_values, sliced_rows, grouped = "toString(slice), slice_value", "", ", slice, slice_value"
+    return (
+        f"SELECT {{tenant_id:UInt32}}, {{build:UInt64}}, cal.1, cal.2, {slice_values}, {values}"
+        f" FROM {CUSTOMER_DAYS} ARRAY JOIN {calendar_buckets(day)} AS cal"
+        f" WHERE tenant_id = {{tenant_id:UInt32}} AND build = {{build:UInt64}} AND {role.rows}{sliced_rows}"
+        f" GROUP BY cal{grouped}"
+    )
+
+
+# A purchase day joins the calendar buckets holding it, a churn row those holding its churn day; each part of the
+# union groups one role's rows, so a bucket and slice value may have a row per role (queries sum them).
 CUSTOMER_FLOWS_BUILD_SQL = f"""
-INSERT INTO customer_flows (tenant_id, build, granularity, bucket_start, slice, slice_value, {", ".join(FLOW_MEASURES)})
-SELECT {{tenant_id:UInt32}}, {{build:UInt64}}, cal.1, cal.2, slice, slice_value,
-       {", ".join(_bounded(ROLES["purchases"].measures[measure][0], CALENDAR_BOUNDS) for measure in FLOW_MEASURES)}
-FROM customer_days
-ARRAY JOIN {CALENDAR_BUCKETS} AS cal
-WHERE tenant_id = {{tenant_id:UInt32}} AND build = {{build:UInt64}} AND orders > 0
-GROUP BY cal, slice, slice_value
+INSERT INTO {CUSTOMER_FLOWS} (tenant_id, build, granularity, bucket_start, slice, slice_value, {", ".join(FLOWS_BUILT)})
+{_flows_build_part("purchases")}
+UNION ALL
+{_flows_build_part("churns", {"churned_customers": CHURNS_IN_CALENDAR_BUCKETS}, day=CHURN_DAY)}
+UNION ALL
+{_flows_build_part("channel_purchases")}
 """
 
 
@@ -184,8 +228,8 @@ def customer_days_sql(
     """One statement: per bucket number (1-based, as the general path) and slice value, every metric.
 
     ``tests`` are the filters' tests of the slice value (``IN {filter0:Array(String)}``); ``params`` holds the
-    bucket bounds the compiler bound, and gets the days each role reads. When every bucket is a whole calendar
-    bucket and ``customer_flows`` is fresh, the purchase-day measures come from there.
+    bucket bounds the compiler bound, and gets the days each role reads. When ``customer_flows`` is fresh, the
+    measures it holds come from there for the buckets that are whole calendar buckets.
     """
     expressions = [CUSTOMER_DAYS_SQL[metric.id] for metric in metrics]
     text = " ".join(expressions)
@@ -247,18 +291,19 @@ def _flows_part(
     dimensions: tuple[Dimension, ...],
     tests: list[str],
 ) -> str:
-    """The purchase-day measures of whole calendar buckets (``purchases``), or of the buckets before them
-    (``purchases_before``), from customer_flows."""
-    starts = "{b_starts:Array(Date)}" if role == "purchases" else "{p_starts:Array(Date)}"
+    """A role's measures of whole calendar buckets (of the buckets before them, for ``purchases_before``) from
+    customer_flows."""
+    starts = "{p_starts:Array(Date)}" if role == "purchases_before" else "{b_starts:Array(Date)}"
     whole = "{from_days:Array(UInt8)}[indexOf(" + starts + ", bucket_start)] = 0"
-    flows = {measure: measure for measure in FLOW_MEASURES} if role == "purchases" else FLOWS_BEFORE
+    flows = FLOW_COLUMNS[role]
     # ``flow.`` names the table's column: an alias of the same name in this SELECT (a zero) would shadow it.
     columns = [f"{f'sum(flow.{flows[m]})' if m in flows else zeros[m]} AS {m}" for m in sorted(used)]
     conditions = [
         "tenant_id = {tenant_id:UInt32}",
         f"build = {{{CUSTOMER_FLOWS}_build:UInt64}}",
         f"granularity = '{granularity.value}'",
-        f"slice = '{slice_name}'",
+        # A whole-shop role's flows are the shop's (slice 'all').
+        f"slice = '{'all' if ROLES[role].slice else slice_name}'",
         f"bucket_start IN {starts}",
         whole,
         *(f"slice_value {test}" for test in tests),

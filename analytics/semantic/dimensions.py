@@ -3,13 +3,15 @@
 Row aliases, per source (compiler.py): ``f`` a sales line (sales, and the customers source's
 order history), ``c`` a customer_attributes row, ``m`` a message event, ``a`` an attributed
 order, ``w`` a web event. Customer-level joins, added when an expression names them:
-``attrs`` (customer attributes), ``acq`` (first order) and ``rfm`` (RFM scores of
-analytics/analyses/rfm.py). ``{tz:String}`` is the tenant's timezone and ``{ref_year:UInt16}``
-the year the period ends in (for age bands). Every expression returns a String.
+``attrs`` (customer attributes), ``acq`` (first order), ``rfm`` (RFM scores of
+analytics/analyses/rfm.py) and ``seg`` (segment membership). ``{tz:String}`` is the tenant's timezone
+and ``{ref_year:UInt16}`` the year the period ends in (for age bands). Every expression returns a
+String, but a multi-valued dimension's, which returns an Array(String) of the row's values.
 """
 
 from __future__ import annotations
 
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from analytics.semantic.registry import Dimension, Source
@@ -33,6 +35,10 @@ def _timed(expression: str) -> dict[Source, str]:
     """An expression of the event time ``{ts}`` for every source whose rows happen at a moment."""
     times = {S: "f.ts", M: "m.ts", A: "a.order_ts", W: "w.ts"}
     return {source: expression.format(ts=ts) for source, ts in times.items()}
+
+
+def _segment_label(segment_id: str) -> str:
+    return gettext("Segment %(id)s") % {"id": segment_id}
 
 
 AGE_BAND = (
@@ -99,6 +105,18 @@ DIMENSIONS: tuple[Dimension, ...] = (
         "The customer's RFM segment (champions, loyal_customers …) as of the period's last day, scored over the"
         " 365 days before it; empty for customers without a purchase in those days.",
         {**{source: "rfm.segment" for source in CUSTOMER_SOURCES}, CO: "rfm.segment"},
+    ),
+    Dimension(
+        "segment",
+        _("Segment"),
+        "The segments (ids) the customer is a member of as of the period's last day: of each segment, its latest"
+        " snapshot computed by the end of that day (tenant's timezone). A customer in several segments counts in"
+        " each, so the rows do not add up to the total, which counts everyone once; customers in no segment, and"
+        " anonymous receipts and events, are in no row. A filter keeps the members of any segment named (exclude:"
+        " everyone else).",
+        {source: "seg.segment_ids" for source in (*CUSTOMER_SOURCES, CO)},
+        multi_valued=True,
+        value_label=_segment_label,
     ),
     Dimension("mailing", _("Mailing"), "The mailing of the message.", {M: "m.mailing_id", A: "a.mailing_id"}),
     Dimension("campaign", _("Campaign"), "The campaign of the message.", {M: "m.campaign_id", A: "a.campaign_id"}),

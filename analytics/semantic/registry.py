@@ -9,6 +9,7 @@ and saved dashboards use them.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.utils.functional import Promise
@@ -68,6 +69,10 @@ class Dimension:
     # Per source: a String expression over the source's row alias or a customer-level join (dimensions.py).
     expressions: dict[Source, str] = field(default_factory=dict)
     sort_numeric: bool = False  # weekday, hour: order rows by the number, not the text
+    # The expressions give an Array(String) of the row's values (a customer's segments): slicing counts the row
+    # once under each value, a filter keeps (or excludes) the row when any of its values is among the filter's.
+    multi_valued: bool = False
+    value_label: Callable[[str], str] | None = None  # a value's label when the value is a code (segment ids)
 
     def applies_to(self, source: Source) -> bool:
         return source in self.expressions

@@ -147,6 +147,7 @@ def test_dimensions_apply_to_the_facts_they_describe():
         "loyalty_program",
         "acquisition_cohort",
         "rfm_segment",
+        "segment",
     }
     # A ratio over two sources takes the dimensions both apply to.
     assert set(applicable_dimensions("revenue_per_email")) == set(applicable_dimensions("sends")) & set(
