@@ -204,6 +204,21 @@ def test_a_fit_that_runs_off_to_a_limit_is_an_error_not_numbers():
         model.gamma_gamma_fit(every, np.full(60, np.inf))
 
 
+def test_an_optimum_flat_to_rounding_is_a_fit_even_when_the_line_search_gives_up():
+    # At 5M customers the mean likelihood is flat to rounding near its optimum: L-BFGS-B's line search then finds no
+    # decrease and reports failure, with the gradient already ~1e-7. Rounding noise of 1e-12 on the value does that.
+    def noisy_bowl(x: np.ndarray) -> tuple[float, np.ndarray]:
+        return float(np.sum(np.cosh(x - 0.5) - 1) + 1e-12 * np.sum(np.sin(1e9 * x))), np.sinh(x - 0.5)
+
+    x, mean_ll, _iterations = model._maximise("test", noisy_bowl, np.zeros(3))
+    assert np.allclose(np.log(x), 0.5, atol=1e-6)
+    assert mean_ll == pytest.approx(0, abs=1e-10)
+
+    # Stopped on a slope is still an error: here after too few iterations for the gradient to vanish.
+    with pytest.raises(model.ModelFitError, match="without converging"):
+        model._maximise("test", noisy_bowl, np.full(3, 11.0), max_iterations=2)
+
+
 def expected_summaries(lines: pd.DataFrame, timezone: str, calibration_end: date) -> pd.DataFrame:
     """frequency, recency, T and repeat revenue in cents per customer, with pandas."""
     local_day = pd.to_datetime(lines.ts, utc=True).dt.tz_convert(timezone).dt.date
