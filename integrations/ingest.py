@@ -78,12 +78,22 @@ def sales_lines_write(lines: Iterable[SalesLine], *, source: str, tenant_id: int
     lines = list(lines)
     if not lines:
         return 0
+    return sales_line_columns_write(sales_line_columns(lines), source=source, tenant_id=tenant_id)
+
+
+def sales_line_columns(lines: Sequence[SalesLine]) -> dict[str, pa.Array]:
+    """Sales lines as the columns ``sales_lines_batch`` takes."""
     columns = {name: _strings(lines, name) for name in _SALES_LINE_TEXT}
     columns["line_no"] = pa.array(_values(lines, "line_no"), pa.uint32())
     columns["ts"] = _timestamp_array(_values(lines, "ts"))
     for name in ("qty", "price", "discount", "amount"):
         columns[name] = _decimal_array(_values(lines, name), SALES_LINE_SCHEMA.field(name).type.scale)
     columns["is_return"] = pa.array(np.fromiter(map(bool, _values(lines, "is_return")), dtype=bool, count=len(lines)))
+    return columns
+
+
+def sales_line_columns_write(columns: Mapping[str, pa.Array], *, source: str, tenant_id: int | None = None) -> int:
+    """The columnar ``sales_lines_write``: ``columns`` as ``sales_lines_batch`` takes them. Returns the row count."""
     batch = sales_lines_batch(columns, source=source, version=ingest_version())
     return tenant_insert_arrow_stream("sales_lines", [batch], tenant_id=tenant_id)
 
@@ -171,10 +181,7 @@ def message_events_write(events: Iterable[MessageEvent], *, source: str, tenant_
     events = list(events)
     if not events:
         return 0
-    columns = {name: _strings(events, name) for name in _MESSAGE_EVENT_TEXT}
-    columns["ts"] = _timestamp_array(_values(events, "ts"))
-    batch = _stamped(columns, MESSAGE_EVENT_SCHEMA, source=source, version=ingest_version())
-    return tenant_insert_arrow_stream("message_events", [batch], tenant_id=tenant_id)
+    return event_columns_write("message_events", event_columns(events), source=source, tenant_id=tenant_id)
 
 
 def web_events_write(events: Iterable[WebEvent], *, source: str, tenant_id: int | None = None) -> int:
@@ -182,10 +189,23 @@ def web_events_write(events: Iterable[WebEvent], *, source: str, tenant_id: int 
     events = list(events)
     if not events:
         return 0
-    columns = {name: _strings(events, name) for name in _WEB_EVENT_TEXT}
+    return event_columns_write("web_events", event_columns(events), source=source, tenant_id=tenant_id)
+
+
+def event_columns(events: Sequence[MessageEvent] | Sequence[WebEvent]) -> dict[str, pa.Array]:
+    """Message or web events (one kind) as the columns of their table, but source and version."""
+    text = _MESSAGE_EVENT_TEXT if type(events[0]) is MessageEvent else _WEB_EVENT_TEXT
+    columns = {name: _strings(events, name) for name in text}
     columns["ts"] = _timestamp_array(_values(events, "ts"))
-    batch = _stamped(columns, WEB_EVENT_SCHEMA, source=source, version=ingest_version())
-    return tenant_insert_arrow_stream("web_events", [batch], tenant_id=tenant_id)
+    return columns
+
+
+def event_columns_write(
+    table: str, columns: Mapping[str, pa.Array], *, source: str, tenant_id: int | None = None
+) -> int:
+    """Write ``message_events`` or ``web_events`` from columns (every column but source and version)."""
+    batch = _stamped(columns, _EVENT_SCHEMAS[table], source=source, version=ingest_version())
+    return tenant_insert_arrow_stream(table, [batch], tenant_id=tenant_id)
 
 
 # --- Records to Arrow columns ------------------------------------------------------------------------------------
@@ -433,6 +453,7 @@ WEB_EVENT_SCHEMA = pa.schema(
     ]
 )
 WEB_EVENT_COLUMNS = tuple(WEB_EVENT_SCHEMA.names)
+_EVENT_SCHEMAS = {"message_events": MESSAGE_EVENT_SCHEMA, "web_events": WEB_EVENT_SCHEMA}
 # Columns of a contacts table for ``contacts_copy``: Contact's fields, ``created_at`` a UTC timestamp.
 CONTACT_COLUMNS = (
     "customer_id",

@@ -27,10 +27,24 @@ from dataclasses import fields as dataclass_fields
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import cached_property
+from itertools import chain, repeat
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from django.utils.translation import gettext as _
 
+from integrations.events.columns import (
+    ColumnParser,
+    ColumnUnfitError,
+    amount_column,
+    boolean_column,
+    choice_column,
+    line_number_column,
+    text_column,
+    timestamp_column,
+)
 from integrations.ingest import (
     MESSAGE_CHANNELS,
     MESSAGE_EVENT_TYPES,
@@ -40,6 +54,8 @@ from integrations.ingest import (
     MessageEvent,
     SalesLine,
     WebEvent,
+    event_columns,
+    sales_line_columns,
 )
 from tenants.errors import ApplicationError
 
@@ -95,6 +111,8 @@ class Field:
     default: Any = ""
     # A non-empty string up to this long is taken as is, without calling ``parse`` (the hot path).
     plain_max_length: int = 0
+    # Checks the field of every item of a kind at once (integrations.events.columns); None: per item only.
+    column: ColumnParser | None = None
 
 
 # --- Field kinds -----------------------------------------------------------------------------
@@ -109,7 +127,9 @@ def text(max_length: int = 255, *, required: bool = False, description: str = ""
         return value
 
     schema = {"type": "string", "maxLength": max_length, "description": description}
-    return Field(parse, schema, required, plain_max_length=max_length)
+    return Field(
+        parse, schema, required, plain_max_length=max_length, column=text_column(parse, max_length, required=required)
+    )
 
 
 def identifier(max_length: int = 100, *, required: bool = False, description: str = "") -> Field:
@@ -125,7 +145,8 @@ def identifier(max_length: int = 100, *, required: bool = False, description: st
         return value
 
     schema = {"oneOf": [{"type": "string", "maxLength": max_length}, {"type": "integer"}], "description": description}
-    return Field(parse, schema, required, plain_max_length=max_length)
+    column = text_column(parse, max_length, required=required)
+    return Field(parse, schema, required, plain_max_length=max_length, column=column)
 
 
 def customer_identifier(*, required: bool = False, description: str = "") -> Field:
@@ -141,7 +162,7 @@ def customer_identifier(*, required: bool = False, description: str = "") -> Fie
         return value
 
     # No plain fast path: every value goes through the e-mail check.
-    return Field(parse, base.openapi, required)
+    return Field(parse, base.openapi, required, column=text_column(parse, 100, required=required, email_refused=True))
 
 
 def choice(values: Sequence[str], *, required: bool = False, default: str = "", description: str = "") -> Field:
@@ -156,7 +177,9 @@ def choice(values: Sequence[str], *, required: bool = False, default: str = "", 
     schema = {"type": "string", "enum": list(values), "description": description}
     if not required:
         schema["default"] = default
-    return Field(parse, schema, required, default)
+    return Field(
+        parse, schema, required, default, column=choice_column(parse, values, required=required, default=default)
+    )
 
 
 def _timestamp_parse(value: Any, ctx: ParseContext) -> datetime:
@@ -180,7 +203,7 @@ def timestamp(*, required: bool = False, description: str = "") -> Field:
         "format": "date-time",
         "description": description + " ISO 8601; without a zone it is in the workspace's timezone.",
     }
-    return Field(_timestamp_parse, schema, required, None)
+    return Field(_timestamp_parse, schema, required, None, column=timestamp_column(_timestamp_parse, required=required))
 
 
 def _decimal(value: Any) -> Decimal:
@@ -232,7 +255,8 @@ def amount(places: int, *, positive: bool = False, default: Decimal | None = Non
         "oneOf": [{"type": "number"}, {"type": "string", "pattern": r"^\d+(\.\d+)?$"}],
         "description": description + f" Exact, at most {places} decimal places; a number or a numeric string.",
     }
-    return Field(parse, schema, False, default)
+    column = amount_column(parse, places, positive=positive, default=default)
+    return Field(parse, schema, False, default, column=column)
 
 
 def _boolean_parse(value: Any, ctx: ParseContext) -> bool:
@@ -242,7 +266,8 @@ def _boolean_parse(value: Any, ctx: ParseContext) -> bool:
 
 
 def boolean(*, description: str = "") -> Field:
-    return Field(_boolean_parse, {"type": "boolean", "default": False, "description": description}, False, False)
+    schema = {"type": "boolean", "default": False, "description": description}
+    return Field(_boolean_parse, schema, False, False, column=boolean_column(_boolean_parse))
 
 
 def _date_parse(value: Any, ctx: ParseContext) -> date:
@@ -265,7 +290,8 @@ def _line_no_parse(value: Any, ctx: ParseContext) -> int:
 
 
 def line_number(*, required: bool = False, description: str = "") -> Field:
-    return Field(_line_no_parse, {"type": "integer", "minimum": 1, "description": description}, required, None)
+    schema = {"type": "integer", "minimum": 1, "description": description}
+    return Field(_line_no_parse, schema, required, None, column=line_number_column(_line_no_parse, required=required))
 
 
 # Good enough to catch a name or a phone in the e-mail column; delivery proves the rest.
@@ -372,6 +398,31 @@ class ValidatedBatch:
     message_events: list[MessageEvent] = field(default_factory=list)
     web_events: list[WebEvent] = field(default_factory=list)
     items_by_type: Counter[str] = field(default_factory=Counter)
+
+    def columns(self) -> BatchColumns:
+        """The records as columns: a batch that needed the per-item checks is written as one that did not."""
+        return BatchColumns(
+            sales_lines=sales_line_columns(self.sales_lines) if self.sales_lines else None,
+            message_events=event_columns(self.message_events) if self.message_events else None,
+            web_events=event_columns(self.web_events) if self.web_events else None,
+            customers=list(self.customers.values()),
+            items_by_type=self.items_by_type,
+        )
+
+
+@dataclass
+class BatchColumns:
+    """A valid batch as the Arrow columns integrations.ingest writes; customers stay records (for Postgres)."""
+
+    sales_lines: dict[str, pa.Array] | None = None
+    message_events: dict[str, pa.Array] | None = None
+    web_events: dict[str, pa.Array] | None = None
+    customers: list[Customer] = field(default_factory=list)
+    items_by_type: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def sales_line_count(self) -> int:
+        return len(self.sales_lines["order_id"]) if self.sales_lines else 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -622,6 +673,149 @@ def events_validate(
             line = line_numbers[index] if line_numbers is not None else None
             errors.extend(ItemError(index, path or None, reason, value, line) for path, reason, value in problems)
     return batch, errors
+
+
+# --- Whole columns ---------------------------------------------------------------------------------
+
+
+def events_columns(items: Sequence[Any], *, context: ParseContext) -> BatchColumns | None:
+    """The batch as columns when every item passes the whole-column checks; None when one does not.
+
+    The fast path of ``events_validate``: each field of every item of a kind is checked at once
+    (integrations.events.columns), and the lines of orders stay columns up to the write. It accepts
+    exactly the batches ``events_validate`` accepts, with the same rows (customers, a few per batch,
+    go through the per-item checks). None says an item has a problem (or a value the columns cannot
+    tell about): the caller runs ``events_validate``, which names every problem.
+    """
+    if set(map(type, items)) != {dict}:
+        return None
+    kinds = list(map(dict.get, items, repeat("type")))
+    if set(map(type, kinds)) != {str}:
+        return None
+    positions: dict[str, list[int]] = {}
+    for position, kind in enumerate(kinds):
+        positions.setdefault(kind, []).append(position)
+    if not positions.keys() <= ITEM_TYPES.keys():
+        return None
+    of_kind = {kind: [items[position] for position in kind_positions] for kind, kind_positions in positions.items()}
+    batch = BatchColumns(
+        items_by_type=Counter({kind: len(kind_positions) for kind, kind_positions in positions.items()})
+    )
+    try:
+        lines = []  # (columns, the item position of each line)
+        if "order" in of_kind:
+            columns, order_of_line = _order_lines_columns(of_kind["order"], context)
+            lines.append((columns, np.asarray(positions["order"])[order_of_line]))
+        if "order_line" in of_kind:
+            columns = _kind_columns(of_kind["order_line"], FLAT_LINE_FIELDS, context, known=_ITEM_KEYS["order_line"])
+            del columns["event_id"]
+            lines.append((columns, np.asarray(positions["order_line"])))
+        if lines:
+            batch.sales_lines = _in_item_order(lines)
+            _line_amounts_fill(batch.sales_lines)
+        if "message_event" in of_kind:
+            batch.message_events = _kind_columns(
+                of_kind["message_event"], MESSAGE_EVENT_FIELDS, context, known=_ITEM_KEYS["message_event"]
+            )
+        if "web_event" in of_kind:
+            batch.web_events = _kind_columns(
+                of_kind["web_event"], WEB_EVENT_FIELDS, context, known=_ITEM_KEYS["web_event"]
+            )
+            _web_event_needs_check(batch.web_events)
+        if "customer" in of_kind:
+            customers, errors = events_validate(of_kind["customer"], context=context)
+            if errors:
+                return None
+            batch.customers = list(customers.customers.values())
+    except (ColumnUnfitError, FieldInvalidError, pa.ArrowException, OverflowError, UnicodeEncodeError):
+        return None
+    return batch
+
+
+# The keys an item of each type, and a line of an order, may have.
+_ITEM_KEYS = {kind: ENVELOPE.union(item_type.fields) for kind, item_type in ITEM_TYPES.items()}
+_ORDER_LINE_KEYS = frozenset(ORDER_LINE_FIELDS)
+
+
+def _kind_columns(
+    dicts: list[dict], fields: dict[str, Field], ctx: ParseContext, *, known: frozenset[str]
+) -> dict[str, pa.Array]:
+    """The columns of ``fields`` over ``dicts``, whose keys must be among ``known``."""
+    present = set(chain.from_iterable(dicts))
+    if not present <= known:
+        raise ColumnUnfitError  # an unknown field
+    absent = [None] * len(dicts)  # a field no item has is not looked up in each (most optional fields)
+    return {
+        name: spec.column(list(map(dict.get, dicts, repeat(name))) if name in present else absent, ctx)
+        for name, spec in fields.items()
+    }
+
+
+def _order_lines_columns(orders: list[dict], ctx: ParseContext) -> tuple[dict[str, pa.Array], np.ndarray]:
+    """The sales-line columns of ``orders`` and, for each line, its order's position in ``orders``."""
+    order_lines = list(map(dict.get, orders, repeat("lines")))
+    if set(map(type, order_lines)) != {list}:
+        raise ColumnUnfitError
+    counts = np.fromiter(map(len, order_lines), np.int64, len(orders))
+    if counts.min() < 1 or counts.max() > MAX_LINES_PER_ORDER:
+        raise ColumnUnfitError
+    lines = list(chain.from_iterable(order_lines))
+    if set(map(type, lines)) != {dict}:
+        raise ColumnUnfitError
+    columns = _kind_columns(lines, ORDER_LINE_FIELDS, ctx, known=_ORDER_LINE_KEYS)
+    order_of_line = np.repeat(np.arange(len(orders)), counts)
+    # A line without line_no is numbered by its position in the order, from 1.
+    line_no = np.arange(1, len(lines) + 1) - np.repeat(np.cumsum(counts) - counts, counts)
+    given = columns["line_no"]
+    if given.null_count < len(given):
+        line_no = np.where(given.is_null().to_numpy(zero_copy_only=False), line_no, given.fill_null(0).to_numpy())
+        keys = (order_of_line << 32) | line_no
+        if len(np.unique(keys)) != len(keys):
+            raise ColumnUnfitError  # two lines of one order with one number would collapse into one row
+    columns["line_no"] = pa.array(line_no, pa.uint32())
+    header = _kind_columns(orders, ORDER_HEADER_FIELDS, ctx, known=_ITEM_KEYS["order"])
+    del header["event_id"]
+    take = pa.array(order_of_line)
+    columns.update((name, column.take(take)) for name, column in header.items())
+    return columns, order_of_line
+
+
+def _in_item_order(parts: list[tuple[dict[str, pa.Array], np.ndarray]]) -> dict[str, pa.Array]:
+    """Sales lines of orders and of order_line items as one set of columns, in the order of their items.
+
+    The order matters: of two copies of a line in one batch, the later one is kept.
+    """
+    if len(parts) == 1:
+        return parts[0][0]
+    (first, first_positions), (second, second_positions) = parts
+    order = pa.array(np.argsort(np.concatenate([first_positions, second_positions]), kind="stable"))
+    return {name: pa.concat_arrays([column, second[name]]).take(order) for name, column in first.items()}
+
+
+def _line_amounts_fill(columns: dict[str, pa.Array]) -> None:
+    """``_line_amount`` on columns: where amount is not given, qty × price − discount rounded half up to
+    kopecks; where price is not given, 0."""
+    amount, price = columns["amount"], columns["price"]
+    if amount.null_count:
+        missing = amount.is_null()
+        if pc.any(pc.and_(missing, price.is_null())).as_py():
+            raise ColumnUnfitError  # neither amount nor price
+        computed = pc.round(
+            pc.subtract(pc.multiply(columns["qty"], price), columns["discount"]),
+            2,
+            round_mode="half_towards_infinity",  # ROUND_HALF_UP: halves away from zero
+        )
+        if pc.any(pc.and_(missing, pc.less(computed, pa.scalar(0, computed.type)))).as_py():
+            raise ColumnUnfitError  # a discount larger than qty × price
+        columns["amount"] = pc.if_else(missing, computed.cast(amount.type), amount)
+    if price.null_count:
+        columns["price"] = price.fill_null(pa.scalar(0, price.type))
+
+
+def _web_event_needs_check(columns: dict[str, pa.Array]) -> None:
+    for event_type, needed in WEB_EVENT_NEEDS.items():
+        if pc.any(pc.and_(pc.equal(columns["event_type"], event_type), pc.equal(columns[needed], ""))).as_py():
+            raise ColumnUnfitError
 
 
 # --- Bodies ------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import gc
 import json
 import re
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 from django.core.cache import cache
@@ -165,7 +165,7 @@ def expected_sales(batch: list[dict]) -> dict:
         if "amount" in line:
             amount = Decimal(str(line["amount"]))
         else:
-            amount = (qty * Decimal(str(line["price"])) - discount).quantize(Decimal("0.01"))
+            amount = (qty * Decimal(str(line["price"])) - discount).quantize(Decimal("0.01"), ROUND_HALF_UP)
         sign = -1 if line.get("is_return") else 1
         total["amount"] += sign * amount
         total["qty"] += sign * qty
