@@ -4,27 +4,36 @@ An order is one row; its returns one row per day they happened on (as the semant
 
 Sales metrics read orders instead of receipt lines (receipts are counted, not uniqExact-ed), and
 stock metrics (customer base, churn, retention) read one row per customer instead of grouping the
-whole sales history. A build is used only while it is *fresh*: built from the tenant's current data
-version (analytics/clickhouse/query.py). Any write to a fact table bumps that version, so a query never
-reads a stale build: until the next rebuild it computes from the facts, slower but exact.
+whole sales history. A build is used only while it is *fresh*: no fact table it derives from was written
+since it was made (analytics/clickhouse/query.py keeps a data version per fact table), so a query never
+reads a stale build: until the next rebuild it computes from the facts, slower but exact. Web events make
+the web rollup stale, not the sales ones, and a rebuild redoes only the stale builds.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from django.db import connection
 from django_tenants.utils import get_tenant_model
 
-from analytics.clickhouse.query import data_version, tenant_command, tenant_query
+from analytics.clickhouse.query import TENANT_SETTINGS_TABLE, data_version, tenant_command, tenant_query
 from analytics.semantic.customer_days import (
     CUSTOMER_BASE_DAYS,
     CUSTOMER_DAYS,
     CUSTOMER_FLOWS,
     CUSTOMER_FLOWS_BUILD_SQL,
 )
-from analytics.semantic.event_rollups import ATTRIBUTED_ORDERS, EVENT_ROLLUP_BUILDS
+from analytics.semantic.event_rollups import (
+    ATTRIBUTED_ORDERS,
+    ATTRIBUTED_ORDERS_BUILD_SQL,
+    MESSAGE_DAYS,
+    MESSAGE_DAYS_BUILD_SQL,
+    WEB_DAYS,
+    WEB_DAYS_BUILD_SQL,
+)
 from analytics.semantic.rollups import ASSORTMENT_DAYS, ASSORTMENT_DAYS_BUILD_SQL, SALES_DAYS, SALES_DAYS_BUILD_SQL
 
 ORDERS = "orders"
@@ -49,7 +58,7 @@ INSERT INTO customer_histories (tenant_id, build, customer_id, first_order_ts, o
 SELECT {tenant_id:UInt32}, {build:UInt64}, customer_id, minIf(ts, is_return = 0),
        arraySort(groupArrayIf(day, is_return = 0)), arraySort(groupArray((day, amount)))
 FROM orders
-WHERE tenant_id = {tenant_id:UInt32} AND build = {build:UInt64} AND customer_id != ''
+WHERE tenant_id = {tenant_id:UInt32} AND build = {orders_build:UInt64} AND customer_id != ''
 GROUP BY customer_id
 HAVING countIf(is_return = 0) > 0
 """
@@ -79,7 +88,7 @@ FROM (
     FROM orders
     ARRAY JOIN [('all', ''), ('store', toString(store)), ('employee', toString(employee)),
                 ('channel', toString(channel))] AS s
-    WHERE tenant_id = {tenant_id:UInt32} AND build = {build:UInt64} AND customer_id != ''
+    WHERE tenant_id = {tenant_id:UInt32} AND build = {orders_build:UInt64} AND customer_id != ''
     GROUP BY customer_id, slice, slice_value
     HAVING first_day != toDate(0)
 )
@@ -98,7 +107,7 @@ SELECT {tenant_id:UInt32}, {build:UInt64}, slice, slice_value, greatest(day, fir
        sumIf(toInt64(day) - toInt64(prev_day), orders > 0 AND prev_day != toDate(0)),
        sum(amount)
 FROM customer_days
-WHERE tenant_id = {tenant_id:UInt32} AND build = {build:UInt64}
+WHERE tenant_id = {tenant_id:UInt32} AND build = {customer_days_build:UInt64}
 GROUP BY slice, slice_value, base_day
 """
 
@@ -124,26 +133,54 @@ GROUP BY grain, created_day, 5, 6, 7, 8, 9, c.email_reachable, c.sms_reachable
 
 @dataclass(frozen=True)
 class Preaggregation:
-    """A derived table rebuilt whole per tenant. ``sql`` inserts one build of it; every build of one rebuild
-    shares the build number, so a later pre-aggregation may read an earlier one (``build = {build:UInt64}``)."""
+    """A derived table rebuilt whole per tenant. ``sql`` inserts one build of it (``{build:UInt64}``) from the
+    facts it names and the builds of earlier pre-aggregations it ``reads`` (``{<name>_build:UInt64}``).
+
+    A build is fresh while none of the facts it derives from changed since it was made (its own and those of the
+    builds it reads, and the tenant's settings: local days are in its timezone) and, for a build that depends on a
+    tenant window (``window``, a BuildWindows field), while the window is the one it was made with.
+    """
 
     name: str
     sql: str
+    facts: tuple[str, ...] = ()
+    reads: tuple[str, ...] = ()
+    window: str | None = None
 
 
-# In build order.
+# In build order: a pre-aggregation comes after those it reads.
 PREAGGREGATIONS: tuple[Preaggregation, ...] = (
-    Preaggregation(ORDERS, ORDERS_BUILD_SQL),
-    Preaggregation(CUSTOMER_HISTORIES, CUSTOMER_HISTORIES_BUILD_SQL),
-    Preaggregation(CUSTOMER_DAYS, CUSTOMER_DAYS_BUILD_SQL),
-    Preaggregation(CUSTOMER_BASE_DAYS, CUSTOMER_BASE_DAYS_BUILD_SQL),
-    Preaggregation(CUSTOMER_FLOWS, CUSTOMER_FLOWS_BUILD_SQL),
-    Preaggregation(CONTACT_DAYS, CONTACT_DAYS_BUILD_SQL),
-    Preaggregation(SALES_DAYS, SALES_DAYS_BUILD_SQL),
-    Preaggregation(ASSORTMENT_DAYS, ASSORTMENT_DAYS_BUILD_SQL),
-    *(Preaggregation(name, sql) for name, sql in EVENT_ROLLUP_BUILDS),
+    Preaggregation(ORDERS, ORDERS_BUILD_SQL, facts=("sales_lines",)),
+    Preaggregation(CUSTOMER_HISTORIES, CUSTOMER_HISTORIES_BUILD_SQL, reads=(ORDERS,)),
+    Preaggregation(CUSTOMER_DAYS, CUSTOMER_DAYS_BUILD_SQL, reads=(ORDERS,)),
+    Preaggregation(CUSTOMER_BASE_DAYS, CUSTOMER_BASE_DAYS_BUILD_SQL, reads=(CUSTOMER_DAYS,)),
+    Preaggregation(CUSTOMER_FLOWS, CUSTOMER_FLOWS_BUILD_SQL, reads=(CUSTOMER_DAYS,), window="churn_window_days"),
+    Preaggregation(CONTACT_DAYS, CONTACT_DAYS_BUILD_SQL, facts=("customer_attributes",)),
+    Preaggregation(SALES_DAYS, SALES_DAYS_BUILD_SQL, reads=(ORDERS,)),
+    Preaggregation(ASSORTMENT_DAYS, ASSORTMENT_DAYS_BUILD_SQL, facts=("sales_lines",)),
+    Preaggregation(MESSAGE_DAYS, MESSAGE_DAYS_BUILD_SQL, facts=("message_events",)),
+    Preaggregation(WEB_DAYS, WEB_DAYS_BUILD_SQL, facts=("web_events",)),
+    Preaggregation(
+        ATTRIBUTED_ORDERS,
+        ATTRIBUTED_ORDERS_BUILD_SQL,
+        facts=("message_events",),
+        reads=(ORDERS,),
+        window="attribution_window_days",
+    ),
 )
-EVERY_BUILD = frozenset(preaggregation.name for preaggregation in PREAGGREGATIONS)
+PREAGGREGATIONS_BY_NAME = {preaggregation.name: preaggregation for preaggregation in PREAGGREGATIONS}
+EVERY_BUILD = frozenset(PREAGGREGATIONS_BY_NAME)
+
+
+def _derived_from(preaggregation: Preaggregation) -> frozenset[str]:
+    """Every fact the build derives from: its own, those of the builds it reads, and the tenant's settings."""
+    facts = {*preaggregation.facts, TENANT_SETTINGS_TABLE}
+    for name in preaggregation.reads:
+        facts |= _derived_from(PREAGGREGATIONS_BY_NAME[name])
+    return frozenset(facts)
+
+
+DERIVED_FROM = {preaggregation.name: _derived_from(preaggregation) for preaggregation in PREAGGREGATIONS}
 
 
 @dataclass(frozen=True)
@@ -161,32 +198,42 @@ def preaggregations_rebuild(
     timezone: str,
     attribution_window_days: int | None = None,
     churn_window_days: int | None = None,
+    names: Collection[str] = EVERY_BUILD,
 ) -> dict[str, float]:
-    """Build every pre-aggregation of one tenant from its facts; returns seconds per build.
+    """Build the named pre-aggregations of one tenant (all by default) from its facts; returns seconds per build.
 
-    The data version is read before the build: data that lands meanwhile bumps it, and the build
-    is then stale from the start, as it should be. The attribution and churn windows are the tenant's unless given.
+    What a named one reads is read from its fresh build, or built too when there is none. The data version is read
+    before the build: data that lands meanwhile bumps it, and the build is then stale from the start, as it should
+    be. The attribution and churn windows are the tenant's unless given.
     """
     version = data_version(tenant_id)
     build = time.time_ns()
     windows = build_windows(tenant_id, attribution_window_days, churn_window_days)
-    seconds = {
-        preaggregation.name: preaggregation_build(
+    fresh = fresh_builds(tenant_id) if set(names) != EVERY_BUILD else {}
+    wanted = set(names)
+    for preaggregation in reversed(PREAGGREGATIONS):  # those read come earlier: one pass backwards collects them
+        if preaggregation.name in wanted:
+            wanted |= {name for name in preaggregation.reads if name not in fresh}
+    read_builds = {f"{name}_build": number for name, number in fresh.items()}
+    seconds = {}
+    for preaggregation in PREAGGREGATIONS:
+        if preaggregation.name not in wanted:
+            continue
+        seconds[preaggregation.name] = preaggregation_build(
             preaggregation,
             tenant_id=tenant_id,
             timezone=timezone,
             build=build,
             data_version=version,
-            attribution_window_days=windows.attribution_window_days,
-            churn_window_days=windows.churn_window_days,
+            windows=windows,
+            read_builds=read_builds,
         )
-        for preaggregation in PREAGGREGATIONS
-    }
-    # Queries read only the fresh build, so the older ones can go in the background: waiting for eleven
+        read_builds[f"{preaggregation.name}_build"] = build
+    # Queries read only the fresh build, so the older ones can go in the background: waiting for the
     # mutations would make every rebuild as slow as the busiest table's merges.
-    for preaggregation in PREAGGREGATIONS:
+    for name in seconds:
         tenant_command(
-            f"DELETE FROM {preaggregation.name} WHERE tenant_id = {{tenant_id:UInt32}} AND build != {{build:UInt64}}",
+            f"DELETE FROM {name} WHERE tenant_id = {{tenant_id:UInt32}} AND build != {{build:UInt64}}",
             {"build": build},
             tenant_id=tenant_id,
             settings={"lightweight_deletes_sync": 0},
@@ -201,18 +248,18 @@ def preaggregation_build(
     timezone: str,
     build: int,
     data_version: int,
-    attribution_window_days: int | None = None,
-    churn_window_days: int | None = None,
+    windows: BuildWindows,
+    read_builds: dict[str, int],
 ) -> float:
-    """Insert one build of one pre-aggregation and record it as made from ``data_version`` (and with the
-    attribution and churn windows, the tenant's unless given); returns seconds.
+    """Insert one build of one pre-aggregation, reading the builds ``read_builds`` names (``<name>_build``), and
+    record it as made from ``data_version`` with ``windows``; returns seconds.
 
-    The benchmarks call it alone to add one pre-aggregation to a fresh set of builds (same build number).
+    The benchmarks call it alone to time one pre-aggregation.
     """
     name = preaggregation.name
-    windows = build_windows(tenant_id, attribution_window_days, churn_window_days)
     started = time.perf_counter()
     params = {
+        **read_builds,
         "build": build,
         "tz": timezone,
         "attribution_days": windows.attribution_window_days,
@@ -244,41 +291,46 @@ def preaggregation_build(
 
 
 def preaggregations_rebuild_current() -> dict[str, float]:
-    """Rebuild for the tenant of the current connection, unless all its builds are fresh already."""
+    """Rebuild the stale pre-aggregations of the tenant of the current connection (none when all are fresh)."""
     tenant = connection.tenant
-    if set(fresh_builds(tenant.pk)) == EVERY_BUILD:
+    stale = EVERY_BUILD - set(fresh_builds(tenant.pk))
+    if not stale:
         return {}
     return preaggregations_rebuild(
         tenant_id=tenant.pk,
         timezone=tenant.timezone,
         attribution_window_days=tenant.attribution_window_days,
         churn_window_days=tenant.churn_window_days,
+        names=stale,
     )
 
 
 def fresh_builds(tenant_id: int) -> dict[str, int]:
-    """The builds of this tenant made from its current data version, by name (one ClickHouse round trip).
+    """The fresh builds of this tenant, by name (one ClickHouse round trip, one Postgres query for the windows).
 
-    The attributed orders also depend on the attribution window, the customer flows (churns) on the churn window:
-    fresh only if built with the tenant's current ones (settings in Postgres, which the compiler's TenantSettings
-    carries too).
+    A build is fresh when no fact it derives from changed after the data version it was made from (versions per
+    fact: analytics/clickhouse/query.py; a version with no fact named predates them and counts for every fact),
+    and it was made with the tenant's current window, if it depends on one.
     """
     windows = build_windows(tenant_id)
     rows = tenant_query(
-        "SELECT name, build FROM preaggregation_builds FINAL"
-        " WHERE tenant_id = {tenant_id:UInt32}"
-        " AND data_version = (SELECT max(version) FROM data_versions WHERE tenant_id = {tenant_id:UInt32})"
-        " AND (name != {attributed:String} OR attribution_window_days = {attribution_days:UInt16})"
-        " AND (name != {flows:String} OR churn_window_days = {churn_days:UInt16})",
-        {
-            "attributed": ATTRIBUTED_ORDERS,
-            "attribution_days": windows.attribution_window_days,
-            "flows": CUSTOMER_FLOWS,
-            "churn_days": windows.churn_window_days,
-        },
+        "SELECT name, build, data_version, attribution_window_days, churn_window_days,"
+        " (SELECT (groupArray(fact), groupArray(version)) FROM (SELECT fact, max(version) AS version"
+        "  FROM data_versions WHERE tenant_id = {tenant_id:UInt32} GROUP BY fact))"
+        " FROM preaggregation_builds FINAL WHERE tenant_id = {tenant_id:UInt32}",
         tenant_id=tenant_id,
     ).result_rows
-    return dict(rows)
+    fresh = {}
+    for name, build, version, attribution_days, churn_days, (facts, versions) in rows:
+        if name not in PREAGGREGATIONS_BY_NAME:
+            continue  # a pre-aggregation since retired
+        changed = dict(zip(facts, versions, strict=True))
+        latest = max(changed.get(fact, 0) for fact in (*DERIVED_FROM[name], ""))
+        window = PREAGGREGATIONS_BY_NAME[name].window
+        built_with = BuildWindows(attribution_days, churn_days)
+        if version >= latest and (window is None or getattr(built_with, window) == getattr(windows, window)):
+            fresh[name] = build
+    return fresh
 
 
 def build_windows(

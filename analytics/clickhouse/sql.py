@@ -451,3 +451,12 @@ def PREAGGREGATION_BUILDS_CHURN_WINDOW_SQL() -> str:
     # The churn window (days) a build was made with: customer flows are fresh only under the same one. Builds
     # recorded before have none (NULL equals no window): their flows, without churns, are stale.
     return "ALTER TABLE preaggregation_builds ADD COLUMN IF NOT EXISTS churn_window_days Nullable(UInt16)"
+
+
+def DATA_VERSIONS_PER_FACT_SQL() -> str:
+    # A version per fact table written, so a build stays fresh while only other facts change (web events do not
+    # stale the sales rollups). Rows from before name no fact: they count as a change of every fact.
+    return (
+        "ALTER TABLE data_versions ADD COLUMN IF NOT EXISTS fact LowCardinality(String) AFTER tenant_id,"
+        " MODIFY ORDER BY (tenant_id, fact)"
+    )

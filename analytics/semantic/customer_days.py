@@ -177,7 +177,8 @@ def _flows_build_part(role_name: str, overrides: dict[str, str] | None = None, d
     return (
         f"SELECT {{tenant_id:UInt32}}, {{build:UInt64}}, cal.1, cal.2, {slice_values}, {values}"
         f" FROM {CUSTOMER_DAYS} ARRAY JOIN {calendar_buckets(day)} AS cal"
-        f" WHERE tenant_id = {{tenant_id:UInt32}} AND build = {{build:UInt64}} AND {role.rows}{sliced_rows}"
+        f" WHERE tenant_id = {{tenant_id:UInt32}} AND build = {{customer_days_build:UInt64}}"
+        f" AND {role.rows}{sliced_rows}"
         f" GROUP BY cal{grouped}"
     )
 

@@ -55,7 +55,7 @@ SELECT {tenant_id:UInt32}, {build:UInt64}, any(o.day), any(o.ts), o.order_id, o.
 FROM (
     SELECT customer_id, order_id, day, ts, amount
     FROM orders
-    WHERE tenant_id = {tenant_id:UInt32} AND build = {build:UInt64} AND is_return = 0 AND customer_id != ''
+    WHERE tenant_id = {tenant_id:UInt32} AND build = {orders_build:UInt64} AND is_return = 0 AND customer_id != ''
 ) AS o
 INNER JOIN (
     SELECT customer_id, mailing_id, campaign_id, channel, ts
@@ -65,13 +65,6 @@ INNER JOIN (
 WHERE touch.ts <= o.ts AND o.ts < touch.ts + toIntervalDay({attribution_days:UInt16})
 GROUP BY o.order_id, o.customer_id, touch.mailing_id, touch.campaign_id, touch.channel
 """
-
-# (name, build statement), in build order; ``attributed_orders`` reads the ``orders`` build registered before.
-EVENT_ROLLUP_BUILDS = (
-    (MESSAGE_DAYS, MESSAGE_DAYS_BUILD_SQL),
-    (WEB_DAYS, WEB_DAYS_BUILD_SQL),
-    (ATTRIBUTED_ORDERS, ATTRIBUTED_ORDERS_BUILD_SQL),
-)
 
 # The ATTRIBUTION source's pairs for the orders of the period, from a fresh build: the same columns the compiler's
 # own join gives them (analytics/semantic/compiler.py ATTRIBUTED_PAIRS).

@@ -65,7 +65,7 @@ INSERT INTO sales_days (tenant_id, build, day, store, employee, channel, {", ".j
 SELECT {{tenant_id:UInt32}}, {{build:UInt64}}, f.day, f.store, f.employee, f.channel,
        {_rolled_up_values(ORDER_GRAIN_SQL)}
 FROM orders AS f
-WHERE f.tenant_id = {{tenant_id:UInt32}} AND f.build = {{build:UInt64}}
+WHERE f.tenant_id = {{tenant_id:UInt32}} AND f.build = {{orders_build:UInt64}}
 GROUP BY f.day, f.store, f.employee, f.channel
 """
 

@@ -1,4 +1,4 @@
-"""Pre-aggregation builds: used only while fresh, stale after any write to the facts, per tenant.
+"""Pre-aggregation builds: used only while fresh, stale after a write to the facts they derive from, per tenant.
 
 That the answers read from a build equal the answers from the facts is reconciled in
 test_semantic_reconciliation.py (test_preaggregations_give_the_same_answers).
@@ -13,11 +13,31 @@ from decimal import Decimal
 from django_tenants.utils import tenant_context
 
 from analytics.clickhouse.query import data_version, tenant_command, tenant_query
-from analytics.preaggregations import CUSTOMER_HISTORIES, EVERY_BUILD, ORDERS, fresh_builds, preaggregations_rebuild
+from analytics.preaggregations import (
+    ATTRIBUTED_ORDERS,
+    CONTACT_DAYS,
+    CUSTOMER_HISTORIES,
+    EVERY_BUILD,
+    MESSAGE_DAYS,
+    ORDERS,
+    WEB_DAYS,
+    fresh_builds,
+    preaggregations_rebuild,
+)
 from analytics.selectors import metrics_query
 from analytics.semantic.spec import query_parse
+from analytics.services import tenant_settings_publish
 from analytics.tasks import preaggregations_refresh_task
-from integrations.ingest import Customer, SalesLine, customers_write, sales_lines_write
+from integrations.ingest import (
+    Customer,
+    MessageEvent,
+    SalesLine,
+    WebEvent,
+    customers_write,
+    message_events_write,
+    sales_lines_write,
+    web_events_write,
+)
 
 
 def sale(order_id: str, customer_id: str = "C1", amount: str = "100.00") -> SalesLine:
@@ -79,8 +99,9 @@ def test_a_build_is_fresh_until_the_next_write_and_the_task_rebuilds_only_then(t
         assert refresh() == {}  # fresh: nothing to do
 
         sales_lines_write([sale("R3", "C1")], source="test", tenant_id=tenant.pk)
-        assert fresh_builds(tenant.pk) == {}
-        refresh()
+        # Everything derived from sales is stale; contacts, messages and web events did not change.
+        assert set(fresh_builds(tenant.pk)) == {CONTACT_DAYS, MESSAGE_DAYS, WEB_DAYS}
+        assert set(refresh()) == EVERY_BUILD - {CONTACT_DAYS, MESSAGE_DAYS, WEB_DAYS}
         # The new build replaces the old one: the earlier build's rows are deleted in the background.
         assert settled_rows(ORDERS, tenant.pk) == [
             ("R1", Decimal("100.00")),
@@ -88,6 +109,61 @@ def test_a_build_is_fresh_until_the_next_write_and_the_task_rebuilds_only_then(t
             ("R3", Decimal("100.00")),
         ]
         assert settled_rows(CUSTOMER_HISTORIES, tenant.pk) == [("C1", 2), ("C2", 1)]
+
+
+def test_a_write_stales_only_the_builds_derived_from_that_fact_and_the_task_rebuilds_only_those(make_tenant):
+    tenant, other = make_tenant(), make_tenant()
+    sales_lines_write([sale("R1"), sale("R2", "C2", "50.00")], source="test", tenant_id=tenant.pk)
+    delivered_before_r1 = datetime(2025, 3, 9, 12, tzinfo=UTC)
+    with tenant_context(tenant):
+        preaggregations_rebuild(tenant_id=tenant.pk, timezone=tenant.timezone)
+        first = fresh_builds(tenant.pk)
+        assert set(first) == EVERY_BUILD
+
+        web_events_write(
+            [WebEvent("W1", "visit", delivered_before_r1, session_id="S1")], source="test", tenant_id=tenant.pk
+        )
+        assert set(fresh_builds(tenant.pk)) == EVERY_BUILD - {WEB_DAYS}
+        assert set(refresh()) == {WEB_DAYS}
+        assert fresh_builds(tenant.pk) == {**first, WEB_DAYS: fresh_builds(tenant.pk)[WEB_DAYS]}
+
+        # The attributed orders are rebuilt with the message days, reading the orders build that stayed fresh.
+        message_events_write(
+            [MessageEvent("M1", "delivered", delivered_before_r1, "C1", mailing_id="March")],
+            source="test",
+            tenant_id=tenant.pk,
+        )
+        assert set(fresh_builds(tenant.pk)) == EVERY_BUILD - {WEB_DAYS, MESSAGE_DAYS, ATTRIBUTED_ORDERS} | {WEB_DAYS}
+        assert set(refresh()) == {MESSAGE_DAYS, ATTRIBUTED_ORDERS}
+        after_messages = fresh_builds(tenant.pk)
+        assert after_messages[ORDERS] == first[ORDERS]
+        attributed = tenant_query(
+            "SELECT order_id, mailing_id FROM attributed_orders"
+            " WHERE tenant_id = {tenant_id:UInt32} AND build = {build:UInt64}",
+            {"build": after_messages[ATTRIBUTED_ORDERS]},
+            tenant_id=tenant.pk,
+        ).result_rows
+        assert attributed == [("R1", "March")]
+
+        # Another tenant's writes stale nothing here; the tenant's settings (its timezone) stale every build.
+        sales_lines_write([sale("X1")], source="test", tenant_id=other.pk)
+        assert fresh_builds(tenant.pk) == after_messages
+        tenant_settings_publish(tenant=tenant)
+        assert fresh_builds(tenant.pk) == {}
+        assert set(refresh()) == EVERY_BUILD
+
+
+def test_a_version_that_names_no_fact_stales_every_build(tenant):
+    """Versions bumped before they named their fact (ClickHouse migration 0011) count as a change of every fact."""
+    sales_lines_write([sale("R1")], source="test", tenant_id=tenant.pk)
+    preaggregations_rebuild(tenant_id=tenant.pk, timezone=tenant.timezone)
+    assert set(fresh_builds(tenant.pk)) == EVERY_BUILD
+    tenant_command(
+        "INSERT INTO data_versions (tenant_id, fact, version) SELECT {tenant_id:UInt32}, '', max(version) + 1"
+        " FROM data_versions WHERE tenant_id = {tenant_id:UInt32}",
+        tenant_id=tenant.pk,
+    )
+    assert fresh_builds(tenant.pk) == {}
 
 
 def test_a_tenants_build_leaves_other_tenants_alone(make_tenant):

@@ -1,0 +1,3 @@
+from analytics.clickhouse.sql import DATA_VERSIONS_PER_FACT_SQL
+
+operations = [DATA_VERSIONS_PER_FACT_SQL()]
