@@ -56,10 +56,22 @@ def _strings(values: Sequence[Any]) -> pa.StringArray | None:
         return None
 
 
+def _offsets(column: pa.StringArray) -> np.ndarray:
+    """Where each value starts in the data buffer, and where the last one ends."""
+    return np.frombuffer(column.buffers()[1], np.int32)[column.offset : column.offset + len(column) + 1]
+
+
 def _byte_lengths(column: pa.StringArray) -> np.ndarray:
     """Each value's length in UTF-8 bytes (0 for a null), read off the offsets: no kernel, no copy."""
-    offsets = np.frombuffer(column.buffers()[1], np.int32)[column.offset : column.offset + len(column) + 1]
-    return np.diff(offsets)
+    return np.diff(_offsets(column))
+
+
+def has_nul(column: pa.StringArray) -> bool:
+    """Whether a value holds a NUL character: a zero byte, which UTF-8 uses for nothing else. No kernel, no copy."""
+    data = column.buffers()[2]
+    offsets = _offsets(column)
+    start, end = int(offsets[0]), int(offsets[-1])
+    return data is not None and end > start and not np.frombuffer(data, np.uint8, end - start, start).all()
 
 
 def _longer_than(column: pa.StringArray, max_length: int) -> bool:
@@ -89,6 +101,7 @@ def text_column(parse: Parser, max_length: int, *, required: bool, email_refused
         if (
             column is None
             or _longer_than(column, max_length)
+            or has_nul(column)
             or (email_refused and pc.any(pc.match_substring(column, "@")).as_py())
         ):
             column = _per_value(values, parse, ctx, pa.string())
@@ -171,7 +184,7 @@ def amount_column(parse: Parser, places: int, *, positive: bool, default: Decima
                 column = pa.array(values, decimal_type)
             else:
                 return None
-        except (pa.ArrowInvalid, OverflowError):  # too many places or digits, not a number
+        except (pa.ArrowInvalid, OverflowError, UnicodeEncodeError):  # too many places or digits, not a number
             return None
         smallest = pc.min(column).as_py()
         if smallest is not None and (smallest < 0 or (positive and smallest == 0)):

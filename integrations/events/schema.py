@@ -13,6 +13,7 @@ Rules the caller can rely on (also in the OpenAPI description):
   (2 for money, 3 for quantities) is an error, not a silent rounding; negative values are an error
   (a return is a receipt with ``is_return: true`` and positive numbers);
 - unknown fields are an error (they are usually typos such as ``customerId``);
+- text holds neither NUL nor a lone UTF-16 surrogate (JSON escapes ``\\u0000``, ``\\ud800``): no store takes them;
 - ``null`` or ``""`` means "not given".
 """
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -68,6 +70,7 @@ EARLIEST_TS = datetime(1970, 1, 1, tzinfo=UTC)
 # Timestamps up to this far ahead of our clock pass (the sender's clock may run fast).
 CLOCK_SKEW = timedelta(days=1)
 CENT = Decimal("0.01")
+AMOUNT_LIMIT = Decimal(10) ** 16  # amounts are Decimal(18, 2): below 10^16
 # Numeric strings each amount field remembers as accepted (then forgets, and starts again).
 ACCEPTED_NUMBERS_KEPT = 50_000
 
@@ -117,6 +120,36 @@ class Field:
 
 # --- Field kinds -----------------------------------------------------------------------------
 
+# What JSON text may carry (as \u escapes) and no store takes: NUL (Postgres text refuses it) and
+# UTF-16 surrogates, which reach a Python string only alone (a pair decodes to one character).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _storable(value: str) -> bool:
+    """Whether ``value`` holds neither NUL nor a lone surrogate; ASCII (most values) is told at once."""
+    return "\x00" not in value if value.isascii() else _UNSTORABLE.search(value) is None
+
+
+def _text_check(value: str) -> str:
+    """``value``, or FieldInvalidError naming its first NUL or lone surrogate and where it is."""
+    found = _UNSTORABLE.search(value)
+    if found is None:
+        return value
+    position = found.start() + 1
+    if found.group() == "\x00":
+        raise FieldInvalidError(
+            _("contains a NUL character (\\u0000) at character %(position)d") % {"position": position}
+        )
+    raise FieldInvalidError(
+        _("contains a lone UTF-16 surrogate (%(code)s) at character %(position)d; send valid Unicode text")
+        % {"code": _escaped(found.group()), "position": position}
+    )
+
+
+def _escaped(value: str) -> str:
+    """``value`` with NUL and lone surrogates written as JSON escapes, so that a report can carry it."""
+    return _UNSTORABLE.sub(lambda found: f"\\u{ord(found.group()):04x}", value)
+
 
 def text(max_length: int = 255, *, required: bool = False, description: str = "") -> Field:
     def parse(value: Any, ctx: ParseContext) -> str:
@@ -124,7 +157,7 @@ def text(max_length: int = 255, *, required: bool = False, description: str = ""
             raise FieldInvalidError(_("must be a string"))
         if len(value) > max_length:
             raise FieldInvalidError(_("is longer than %(max)d characters") % {"max": max_length})
-        return value
+        return _text_check(value)
 
     schema = {"type": "string", "maxLength": max_length, "description": description}
     return Field(
@@ -142,7 +175,7 @@ def identifier(max_length: int = 100, *, required: bool = False, description: st
             raise FieldInvalidError(_("must be a string or an integer"))
         if len(value) > max_length:
             raise FieldInvalidError(_("is longer than %(max)d characters") % {"max": max_length})
-        return value
+        return _text_check(value)
 
     schema = {"oneOf": [{"type": "string", "maxLength": max_length}, {"type": "integer"}], "description": description}
     column = text_column(parse, max_length, required=required)
@@ -191,8 +224,11 @@ def _timestamp_parse(value: Any, ctx: ParseContext) -> datetime:
         raise FieldInvalidError(_("is not an ISO 8601 date-time, e.g. 2026-03-01T10:00:00+03:00")) from None
     if ts.tzinfo is None:
         ts = ts.replace(tzinfo=ctx.timezone)
-    ts = ts.astimezone(UTC)
-    if ts < EARLIEST_TS or ts > ctx.latest:
+    try:
+        ts = ts.astimezone(UTC)
+    except OverflowError:  # within a day of year 1 or 9999: far out of range
+        ts = None
+    if ts is None or ts < EARLIEST_TS or ts > ctx.latest:
         raise FieldInvalidError(_("is before 1970 or more than a day in the future"))
     return ts
 
@@ -301,7 +337,7 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 def _email_parse(value: Any, ctx: ParseContext) -> str:
     if type(value) is not str or len(value) > 254 or not _EMAIL.fullmatch(value):
         raise FieldInvalidError(_("is not an e-mail address"))
-    return value
+    return _text_check(value)
 
 
 def _object_schema(fields: dict[str, Field], *, item_type: str = "", description: str = "") -> dict[str, Any]:
@@ -436,8 +472,9 @@ class ItemError:
     def as_dict(self) -> dict[str, Any]:
         value = self.value
         if not (value is None or isinstance(value, bool | int)):
-            value = str(value)[:100]
-        data = {"index": self.index, "field": self.field, "reason": self.reason, "value": value}
+            value = _escaped(str(value)[:100])
+        field = self.field and _escaped(self.field)  # an unknown key may hold anything
+        data = {"index": self.index, "field": field, "reason": self.reason, "value": value}
         if self.line is not None:
             data["line"] = self.line
         return data
@@ -483,7 +520,7 @@ def _fields_parse(
         if spec is None:
             if name not in envelope:
                 problems.append((prefix + name, _("is not a known field"), None))
-        elif type(raw) is str and 0 < len(raw) <= spec.plain_max_length:
+        elif type(raw) is str and 0 < len(raw) <= spec.plain_max_length and _storable(raw):
             values[name] = raw
         elif raw is not None and raw != "":  # null and "" mean "not given"
             try:
@@ -509,8 +546,13 @@ def _line_amount(values: dict[str, Any], problems: Problems, prefix: str) -> Non
     if values["price"] is None:
         problems.append((prefix + "amount", _("give amount, or price (and qty)"), None))
         return
-    computed = (values["qty"] * values["price"] - values["discount"]).quantize(CENT, ROUND_HALF_UP)
-    if computed < 0:
+    exact = values["qty"] * values["price"] - values["discount"]
+    # Only an amount below the limit is rounded: quantize refuses a result of more than 28 digits.
+    computed = exact.quantize(CENT, ROUND_HALF_UP) if exact < AMOUNT_LIMIT else exact
+    if computed >= AMOUNT_LIMIT:
+        reason = _("qty × price − discount does not fit: amounts are below %(limit)s")
+        problems.append((prefix + "amount", reason % {"limit": f"{AMOUNT_LIMIT:,.0f}"}, None))
+    elif computed < 0:
         problems.append((prefix + "discount", _("is larger than qty × price"), values["discount"]))
     values["amount"] = computed
 
@@ -865,6 +907,8 @@ def _json_array_parse(text_body: str) -> list[Any]:
             % {"error": exc.msg, "line": exc.lineno, "column": exc.colno, "position": exc.pos},
             {"line": exc.lineno, "column": exc.colno, "position": exc.pos},
         ) from None
+    except (ValueError, RecursionError) as exc:
+        raise ApplicationError(_("The body is not valid JSON: %(error)s.") % {"error": _undecodable(exc)}) from None
     if type(items) is not list:
         raise ApplicationError(
             _("The body must be a JSON array of items (or NDJSON, sent as Content-Type: application/x-ndjson).")
@@ -889,8 +933,21 @@ def _ndjson_parse(text_body: str) -> tuple[list[Any], list[int]]:
                 % {"line": number, "error": exc.msg, "column": exc.colno},
                 {"line": number, "column": exc.colno},
             ) from None
+        except (ValueError, RecursionError) as exc:
+            raise ApplicationError(
+                _("Line %(line)d is not valid JSON: %(error)s.") % {"line": number, "error": _undecodable(exc)},
+                {"line": number},
+            ) from None
         line_numbers.append(number)
     return items, line_numbers
+
+
+def _undecodable(exc: ValueError | RecursionError) -> str:
+    """Why well-formed JSON could not be read: the two limits of Python's decoder."""
+    if isinstance(exc, RecursionError):
+        return _("arrays or objects are nested too deeply")
+    # The only ValueError other than JSONDecodeError: an integer beyond Python's int_max_str_digits.
+    return _("a number has more than %(max)d digits") % {"max": sys.get_int_max_str_digits()}
 
 
 # --- OpenAPI -----------------------------------------------------------------------------------

@@ -127,9 +127,9 @@ def _run_finish(run: ImportRun, *, outcome: _Outcome | None, message: str = "") 
     errors = outcome.errors if outcome else []
     run.rows_read = outcome.items if outcome else 0
     run.rows_rejected = len({error.index for error in errors})
+    shown = [error.as_dict() for error in errors[:MAX_REPORTED_ERRORS]]  # as the 400 answer shows them
     run.errors = [
-        {"row": e.index, "column": e.field or "", "value": e.as_dict()["value"], "reason": e.reason}
-        for e in errors[:MAX_REPORTED_ERRORS]
+        {"row": e["index"], "column": e["field"] or "", "value": e["value"], "reason": e["reason"]} for e in shown
     ]
     if message:
         run.status = ImportRun.Status.FAILED

@@ -35,6 +35,7 @@ import pyarrow.compute as pc
 from django.utils import translation
 from django.utils.translation import gettext as _
 
+from integrations.events.columns import has_nul
 from integrations.files.columns import Dataset
 from integrations.files.reader import RawBatch
 
@@ -77,7 +78,8 @@ class RowError:
     reason: str
 
     def as_dict(self) -> dict:
-        return {"row": self.row, "column": self.column, "value": self.value, "reason": self.reason}
+        value = self.value.replace("\x00", "\\u0000")  # Postgres keeps no NUL, in jsonb either
+        return {"row": self.row, "column": self.column, "value": value, "reason": self.reason}
 
 
 @dataclass
@@ -211,10 +213,11 @@ def _decimal_value(value: str, scale: int) -> tuple[Decimal | None, str]:
         number = None
     if number is None:
         return None, _("not a number")
-    if number != number.quantize(Decimal(1).scaleb(-scale), rounding="ROUND_DOWN"):
-        return None, _("more than %(places)d decimal places") % {"places": scale}
+    # The size first: quantize refuses a result of more than 28 digits (1e30 with 2 places).
     if abs(number) >= Decimal(10) ** (18 - scale):
         return None, _("too large")
+    if number != number.quantize(Decimal(1).scaleb(-scale), rounding="ROUND_DOWN"):
+        return None, _("more than %(places)d decimal places") % {"places": scale}
     return number, ""
 
 
@@ -283,7 +286,10 @@ def _timestamps_slow(candidate: pa.Array, batch: _Batch, column: str, text: pa.A
         elif parsed_value.tzinfo is None:
             naive[index] = parsed_value
         else:
-            aware[index] = parsed_value.astimezone(UTC)
+            try:
+                aware[index] = parsed_value.astimezone(UTC)
+            except OverflowError:  # within a day of year 1 or 9999: the callers' range checks refuse the bound
+                aware[index] = (datetime.min if parsed_value.year == 1 else datetime.max).replace(tzinfo=UTC)
     if bad:
         batch.flag_rows(
             np.asarray(bad, dtype=np.int64),
@@ -461,6 +467,9 @@ class FileParser:
         """The values of one batch, typed and checked (their errors kept in the batch): what needs no order."""
         text = {name: _text(raw.columns[position]) for name, position in self.positions.items()}
         batch = _Batch(raw, room, _blank_rows(list(text.values())))
+        for name, values in text.items():  # Postgres text refuses NUL; ClickHouse would keep it silently
+            if has_nul(values):
+                batch.flag(pc.match_substring(values, "\x00"), name, values, _("contains a NUL character (\\u0000)"))
         columns = self._sales(text, batch) if self.dataset is Dataset.SALES else self._customers(text, batch)
         return _CheckedBatch(columns, batch)
 
