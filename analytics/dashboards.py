@@ -136,6 +136,8 @@ MAILING_OUTCOME = (
     "revenue_per_email",
     "order_conversion",
 )
+# Recipients against the control group (per mailing, summed): the lift a mailing brought beyond what it would anyway.
+MAILING_LIFT = ("control_group_size", "incremental_revenue")
 MANAGER = ("buyers", "new_customers", "repeat_customers", "repeat_share", "revenue", "orders", "average_check")
 
 DASHBOARDS: tuple[Dashboard, ...] = (
@@ -277,6 +279,7 @@ DASHBOARDS: tuple[Dashboard, ...] = (
                     "mailing_revenue",
                     "revenue_per_email",
                     "order_conversion",
+                    "incremental_revenue",
                 ),
             ),
             Widget(
@@ -293,7 +296,7 @@ DASHBOARDS: tuple[Dashboard, ...] = (
                 "by_mailing",
                 gettext_lazy("By mailing"),
                 TABLE,
-                ("sends", *MAILING_RATES, *MAILING_OUTCOME),
+                ("sends", *MAILING_RATES, *MAILING_OUTCOME, *MAILING_LIFT),
                 ("mailing",),
                 top=50,
                 wide=True,
@@ -302,7 +305,7 @@ DASHBOARDS: tuple[Dashboard, ...] = (
                 "by_campaign",
                 gettext_lazy("By campaign"),
                 TABLE,
-                ("sends", *MAILING_RATES, *MAILING_OUTCOME),
+                ("sends", *MAILING_RATES, *MAILING_OUTCOME, *MAILING_LIFT),
                 ("campaign",),
                 top=50,
                 wide=True,

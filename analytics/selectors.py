@@ -159,7 +159,7 @@ def _value(metric: Metric, base: dict[str, Any]) -> Any:
     if not metric.is_ratio:
         value = base.get(metric.id)
         if value is None:  # no rows in this slice: a count or a sum is zero, a mean is unknown
-            return None if metric.unit is Unit.DAYS else _rounded(metric, 0)
+            return None if metric.unit is Unit.DAYS or metric.unknown_when_empty else _rounded(metric, 0)
         return _rounded(metric, value)
     numerator, denominator = (_exact(METRICS_BY_ID[part], base) for part in metric.ratio)
     if numerator is None or not denominator:

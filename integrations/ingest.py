@@ -142,7 +142,9 @@ def customers_write(customers: Sequence[Customer], *, source: str, tenant_id: in
     return len(customers)
 
 
-MESSAGE_EVENT_TYPES = ("sent", "delivered", "opened", "clicked", "unsubscribed", "bounced")
+# ``control``: the customer was selected for the mailing but held out on purpose (its control group), at the time
+# the mailing went out; they got nothing (analytics/semantic/audiences.py compares them with the recipients).
+MESSAGE_EVENT_TYPES = ("sent", "delivered", "opened", "clicked", "unsubscribed", "bounced", "control")
 # Mindbox's mailing channels (emailMailing, smsMailing, viberMailing, mobilePushMailing, webPushMailing).
 MESSAGE_CHANNELS = ("email", "sms", "viber", "mobile_push", "web_push")
 WEB_EVENT_TYPES = ("visit", "category_view", "product_view", "add_to_cart", "checkout")
@@ -151,7 +153,8 @@ WEB_PLATFORMS = ("web", "app")
 
 @dataclass(slots=True)
 class MessageEvent:
-    """What happened to one message of a mailing: sent, delivered, opened, clicked, unsubscribed, bounced."""
+    """What happened to one message of a mailing: sent, delivered, opened, clicked, unsubscribed, bounced; or
+    control: the customer was held out of the mailing (its control group)."""
 
     event_id: str
     event_type: str  # one of MESSAGE_EVENT_TYPES

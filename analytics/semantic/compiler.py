@@ -25,6 +25,7 @@ from analytics.preaggregations import (
     CUSTOMER_HISTORIES,
     ORDERS,
 )
+from analytics.semantic.audiences import MEMBER_KEYS, MEMBER_START, MEMBER_TESTS, audience_metrics, audience_sql
 from analytics.semantic.customer_days import customer_days_apply, customer_days_sql
 from analytics.semantic.event_rollups import (
     ATTRIBUTED_ORDERS,
@@ -177,6 +178,8 @@ def compile_source(
             sql = _contacts_sql(metrics, dimensions, where, builds)
     else:
         bucket_index = {bucket_start(bucket.start, granularity).isoformat(): i for i, bucket in enumerate(periods)}
+        audience = audience_metrics(metrics) if source is Source.MESSAGES else ()
+        others = tuple(metric for metric in metrics if metric not in audience)
         if source is Source.ATTRIBUTION:
             params["attribution_days"] = settings.attribution_window_days
             params["touch_start"] = start - timedelta(days=settings.attribution_window_days)
@@ -189,11 +192,23 @@ def compile_source(
             params.update(rollup_params)
         elif source is Source.SALES and ORDERS in builds and _order_grain(metrics, dimensions, where):
             sql = _orders_sql(metrics, dimensions, where, granularity, builds)
-        elif event_days_apply(source, metrics, dimensions, tuple(d for d, _test in where), builds):
+        elif event_days_apply(source, others, dimensions, tuple(d for d, _test in where), builds):
             bucket_of_day = "''" if granularity is None else f"toString({BUCKET_OF_DAY[granularity]})"
-            sql = event_days_sql(source, metrics, dimensions, where, bucket_of_day, builds, params)
+            sql = event_days_sql(source, others, dimensions, where, bucket_of_day, builds, params)
         else:
-            sql = _rows_sql(source, metrics, dimensions, where, granularity, builds)
+            sql = _rows_sql(source, others, dimensions, where, granularity, builds)
+        if audience:  # per mailing, over the members' orders (analytics/semantic/audiences.py)
+            keys, tests = (*dimensions, *MEMBER_KEYS), [*where, *MEMBER_TESTS]
+            members = _rows_sql(source, (MEMBER_START,), keys, tests, granularity, builds)
+            sql = audience_sql(
+                members,
+                len(dimensions),
+                metrics,
+                sql if others else None,
+                builds=builds,
+                params=params,
+                attribution_days=settings.attribution_window_days,
+            )
     return CompiledQuery(source, sql, params, metrics, dimensions, bucket_index)
 
 

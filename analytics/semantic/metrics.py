@@ -29,8 +29,8 @@ CONTACT_EXISTS = "c.created_day < b_end"
 LIFETIME_DAYS = "dateDiff('day', h.orders[1], arrayMax(arrayFilter(x -> x < b_end, h.orders)))"
 
 
-def _base(id, label, group, unit, source, sql, formula, decimals=0) -> Metric:
-    return Metric(id, label, group, unit, formula, source=source, sql=sql, decimals=decimals)
+def _base(id, label, group, unit, source, sql, formula, decimals=0, **options) -> Metric:
+    return Metric(id, label, group, unit, formula, source=source, sql=sql, decimals=decimals, **options)
 
 
 def _ratio(id, label, group, unit, numerator, denominator, formula="", decimals=2) -> Metric:
@@ -452,6 +452,42 @@ METRICS: tuple[Metric, ...] = (
     ),
     _ratio("revenue_per_email", _("Revenue per e-mail"), Group.MAILINGS, MONEY, "mailing_revenue", "sends"),
     _ratio("order_conversion", _("Order conversion"), Group.MAILINGS, Unit.PERCENT, "mailing_orders", "deliveries"),
+    # Recipients against the control group, per mailing (rows ``aud``: analytics/semantic/audiences.py).
+    _base(
+        "control_group_size",
+        _("Control group"),
+        Group.MAILINGS,
+        Unit.COUNT,
+        M,
+        "sum(aud.control_members)",
+        "customers with a control event of the mailing (selected for it, deliberately not sent), distinct per"
+        " mailing, summed over mailings",
+    ),
+    _base(
+        "control_revenue",
+        _("Control group revenue"),
+        Group.MAILINGS,
+        MONEY,
+        M,
+        "sum(aud.control_revenue)",
+        "Σ net amount of the identified orders each control member placed within the attribution window after their"
+        " control event (the send time)",
+        2,
+    ),
+    _base(
+        "incremental_revenue",
+        _("Incremental revenue"),
+        Group.MAILINGS,
+        MONEY,
+        M,
+        "if(countIf(aud.control_members > 0) = 0, NULL, sumIf(aud.incremental_revenue, aud.control_members > 0))",
+        "per mailing with a control group: T − K / C × R, rounded to the kopeck, then summed over the mailings;"
+        " R = recipients (customers sent the mailing, delivered or not: intent to treat), T = Σ net amount of their"
+        " identified orders within the attribution window after the send, C = control group, K = control group"
+        " revenue. Empty (not 0) when no mailing has a control group",
+        2,
+        unknown_when_empty=True,
+    ),
     # --- Funnel --------------------------------------------------------------------------------
     _base("visits", _("Visits"), Group.FUNNEL, Unit.COUNT, W, "countIf(w.event_type = 'visit')", "visit events"),
     _base(

@@ -55,6 +55,7 @@ class Metric:
     sql: str = ""  # base metrics: an aggregate over the source's rows
     ratio: tuple[str, str] | None = None  # ratio metrics: (numerator id, denominator id)
     decimals: int = 0  # digits kept by the answer; money keeps 2 and stays Decimal
+    unknown_when_empty: bool = False  # no rows (or a NULL): None, not 0 (incremental revenue without a control group)
 
     @property
     def is_ratio(self) -> bool:

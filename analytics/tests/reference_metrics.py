@@ -67,13 +67,18 @@ class Facts:
         return sales.groupby("customer_id").ts.min()
 
     @cached_property
+    def sale_orders(self) -> pd.DataFrame:
+        """Identified orders of the whole history, their sale lines only: (customer, order, earliest ts, amount)."""
+        sales = self.lines[(self.lines.customer_id != "") & (self.lines.is_return == 0)]
+        return sales.groupby(["customer_id", "order_id"], as_index=False).agg(
+            ts=("ts", "min"), amount=("amount", _money)
+        )
+
+    @cached_property
     def attributed(self) -> pd.DataFrame:
         """(order, touching message) pairs: an identified order placed within the attribution window after the
         customer got (delivered) or clicked a message of that mailing. Orders are their sale lines only."""
-        sales = self.lines[(self.lines.customer_id != "") & (self.lines.is_return == 0)]
-        orders = sales.groupby(["customer_id", "order_id"], as_index=False).agg(
-            ts=("ts", "min"), amount=("amount", _money)
-        )
+        orders = self.sale_orders
         touches = self.messages[self.messages.event_type.isin(["delivered", "clicked"])]
         pairs = orders.merge(
             touches[["customer_id", "ts", "mailing_id", "campaign_id", "channel"]].rename(columns={"ts": "touch_ts"}),
@@ -325,6 +330,37 @@ class Slice:
         return self.messages.event_type.value_counts().to_dict()
 
     @cached_property
+    def audiences(self) -> dict[str, dict[str, tuple[int, Decimal]]]:
+        """mailing → role (sent, control) → (members, their revenue). A member is a (mailing, identified customer)
+        with such events in the bucket, from the first of them; their revenue, that of their orders placed within
+        the attribution window after it, also after the bucket."""
+        events = self.messages[self.messages.event_type.isin(["sent", "control"]) & (self.messages.customer_id != "")]
+        members = events.groupby(["mailing_id", "event_type", "customer_id"], as_index=False).ts.min()
+        orders = self.rows.facts.sale_orders.rename(columns={"ts": "order_ts"})
+        bought = members.merge(orders, on="customer_id")
+        window = pd.Timedelta(days=self.rows.facts.attribution_days)
+        bought = bought[(bought.order_ts >= bought.ts) & (bought.order_ts < bought.ts + window)]
+        revenue = bought.groupby(["mailing_id", "event_type"]).amount.apply(_money)
+        result: dict[str, dict[str, tuple[int, Decimal]]] = {}
+        for (mailing, role), count in members.groupby(["mailing_id", "event_type"]).size().items():
+            result.setdefault(mailing, {})[role] = (int(count), revenue.get((mailing, role), Decimal(0)))
+        return result
+
+    def control(self, mailing: str) -> tuple[int, Decimal]:
+        return self.audiences[mailing].get("control", (0, Decimal(0)))
+
+    @cached_property
+    def incremental_revenue(self) -> Decimal | None:
+        """Σ over mailings with a control group of T − K / C × R, each rounded half up to the kopeck."""
+        increments = []
+        for mailing, roles in self.audiences.items():
+            members, revenue = self.control(mailing)
+            if members:
+                recipients, recipient_revenue = roles.get("sent", (0, Decimal(0)))
+                increments.append(half_up(Fraction(recipient_revenue) - Fraction(revenue) * recipients / members, 2))
+        return sum(increments, Decimal(0)) if increments else None
+
+    @cached_property
     def attributed_orders(self) -> pd.DataFrame:
         return self._in_bucket("attributed").drop_duplicates("order_id")
 
@@ -421,6 +457,9 @@ REFERENCE: dict[str, Callable[[Slice], Any]] = {
     "mailing_average_check": _ratio_of("mailing_revenue", "mailing_orders"),
     "revenue_per_email": _ratio_of("mailing_revenue", "sends"),
     "order_conversion": _share("mailing_orders", "deliveries"),
+    "control_group_size": lambda s: sum(s.control(mailing)[0] for mailing in s.audiences),
+    "control_revenue": lambda s: sum((s.control(mailing)[1] for mailing in s.audiences), Decimal(0)),
+    "incremental_revenue": lambda s: s.incremental_revenue,
     # Funnel
     "visits": lambda s: s.web_counts.get("visit", 0),
     "category_views": lambda s: s.web_counts.get("category_view", 0),

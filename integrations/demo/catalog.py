@@ -186,6 +186,8 @@ MESSAGE_CHANNELS = ("email", "sms")
 NEWSLETTER, PROMO, WINBACK = 0, 1, 2
 NEWSLETTER_SHARE = 0.06  # each issue goes to a rotating slice of the subscribers
 PROMO_SHARE = 0.12
+# Offers (seasonal and win-back) hold out this share of their audience as a control group: selected, not sent.
+OFFER_HOLDOUT_SHARE = 0.1
 # Seasonal offers: (campaign id, promo code stem, month, day, discount %, channel).
 SEASONAL_PROMOS = (
     ("valentines-day", "LOVE", 2, 7, 10, EMAIL),
@@ -244,6 +246,7 @@ class MailingPlan:
     depth: np.ndarray  # discount %, 0 for none
     day: np.ndarray  # local day index of the send
     audience_share: np.ndarray
+    holdout_share: np.ndarray  # share of the audience held out as the control group (0: none)
 
     def __len__(self) -> int:
         return len(self.mailing_ids)
@@ -309,7 +312,8 @@ def catalog_build(*, seed: int, customers: int) -> Catalog:
 
 
 def mailing_plan_build(timeline: Timeline) -> MailingPlan:
-    """Fortnightly newsletters, seasonal offers with promo codes, and a monthly win-back with escalating offers."""
+    """Fortnightly newsletters, seasonal offers with promo codes, and a monthly win-back with escalating offers;
+    the offers hold out a control group."""
     sends: list[tuple[int, str, str, str, int, int, int, float]] = []  # day, mailing, campaign, code, kind, …
     for day_index in range(timeline.history_start, timeline.days):
         day = timeline.origin + timedelta(days=day_index)
@@ -335,4 +339,5 @@ def mailing_plan_build(timeline: Timeline) -> MailingPlan:
         depth=np.array(depth, dtype=np.int64),
         day=np.array(day, dtype=np.int64),
         audience_share=np.array(share, dtype=np.float64),
+        holdout_share=np.where(np.array(kind, dtype=np.int64) == NEWSLETTER, 0.0, OFFER_HOLDOUT_SHARE),
     )

@@ -5,8 +5,8 @@ across customers) and may leave after any purchase with their own probability (b
 distributed), so the base has regulars, one-off buyers and customers who lapsed. Rates run in
 the timeline's demand time, which brings seasonality and the weekday load. On top: baskets,
 loyalty discounts, returns, anonymous receipts, mailings with opens, clicks and unsubscribes,
-offers that bring orders back (10 % works about as well as 20 %, 15 % worse: seed 004), and a
-web funnel.
+offers that bring orders back (10 % works about as well as 20 %, 15 % worse: seed 004) to all but
+the control group each offer holds out, and a web funnel.
 
 Every chunk draws from its own generator seeded by (seed, chunk), so the output depends only
 on the seed and the size, never on threads or timing, and memory is bounded by the chunk size.
@@ -31,6 +31,9 @@ from integrations.demo.catalog import (
 from integrations.demo.timeline import SECONDS_PER_DAY, Timeline
 
 CHUNK_CUSTOMERS = 50_000
+# The control groups are drawn from a stream of their own (seeded by seed, chunk and this): holding customers out
+# leaves every other draw as it was.
+HOLDOUT_STREAM = 0xC0
 # Ids are numbered per chunk in strides: a chunk never has more orders or web sessions than this.
 ID_STRIDE = 10**8
 
@@ -138,7 +141,7 @@ BROWSING_AFTER_LAST_ORDER_DAYS = 60  # lapsed customers still look around for a 
 FUNNEL = (0.72, 0.78, 0.25, 0.35)  # visit → category view → product view → add to cart → checkout
 APP_SHARE = 0.4
 # Sort order of event types in ClickHouse (alphabetical, as the ORDER BY compares their names).
-MESSAGE_EVENT_TYPES = ("bounced", "clicked", "delivered", "opened", "sent", "unsubscribed")
+MESSAGE_EVENT_TYPES = ("bounced", "clicked", "control", "delivered", "opened", "sent", "unsubscribed")
 WEB_EVENT_TYPES = ("add_to_cart", "category_view", "checkout", "product_view", "visit")
 
 
@@ -202,7 +205,7 @@ class SalesChunk:
 
 @dataclass
 class MessagesChunk:
-    send_number: np.ndarray  # mailing × customer, unique per send
+    send_number: np.ndarray  # mailing × customer, unique per send (or hold-out)
     event_type: np.ndarray  # index into MESSAGE_EVENT_TYPES
     ts_ms: np.ndarray
     customer: np.ndarray
@@ -351,18 +354,25 @@ def chunk_generate(plan: GenerationPlan, number: int) -> Chunk:
         lapsed_regular = (orders_before >= WINBACK_MIN_ORDERS) & (quiet >= WINBACK_LAPSED_DAYS[0])
         audience[:, winback] &= lapsed_regular & (quiet <= WINBACK_LAPSED_DAYS[1])
     send_customer, send_mailing = np.nonzero(audience)  # by customer, then mailing (send) order
+    # Offers hold out part of their audience: a control event when the mailing goes out, and nothing after it (no
+    # message, so no offer: their orders are the ones they would have placed anyway).
+    holdout_rng = np.random.default_rng([plan.seed, number, HOLDOUT_STREAM])
+    control = holdout_rng.random(len(send_mailing)) < mailings.holdout_share[send_mailing]
     channel = mailings.channel[send_mailing]
     is_email = channel == EMAIL
     sent_ms = timeline.utc_ms(mailings.day[send_mailing], SEND_SECOND + rng.integers(0, 1800, len(send_mailing)))
     chance = rng.random(len(channel))
     delivered = np.where(is_email, ~bad_email[send_customer] & (chance < EMAIL_DELIVERY), chance < SMS_DELIVERY)
+    delivered &= ~control
     opened = is_email & delivered & (rng.random(len(channel)) < open_chance[send_customer])
     unsubscribed = opened & (rng.random(len(channel)) < UNSUBSCRIBE_AFTER_OPEN)
     # No more e-mails after an unsubscribe: drop later e-mail sends of the same customer.
     counts = np.bincount(send_customer, minlength=n)
     earlier_unsubscribes = grouped_cumsum(unsubscribed.astype(np.float64), counts) - unsubscribed
     stay = ~(is_email & (earlier_unsubscribes > 0))
-    send_customer, send_mailing, channel, is_email = (a[stay] for a in (send_customer, send_mailing, channel, is_email))
+    send_customer, send_mailing, channel, is_email, control = (
+        a[stay] for a in (send_customer, send_mailing, channel, is_email, control)
+    )
     sent_ms, delivered, opened, unsubscribed = (a[stay] for a in (sent_ms, delivered, opened, unsubscribed))
     sends = len(send_customer)
     delivered_ms = sent_ms + rng.integers(2_000, 180_000, sends)
@@ -504,9 +514,10 @@ def chunk_generate(plan: GenerationPlan, number: int) -> Chunk:
 
     # --- Message events, one row per step that happened before the history ends.
     steps = (
-        ("sent", np.ones(sends, dtype=bool), sent_ms),
+        ("sent", ~control, sent_ms),
+        ("control", control, sent_ms),
         ("delivered", delivered, delivered_ms),
-        ("bounced", ~delivered, delivered_ms),
+        ("bounced", ~delivered & ~control, delivered_ms),
         ("opened", opened, opened_ms),
         ("clicked", clicked, clicked_ms),
         ("unsubscribed", unsubscribed, unsubscribed_ms),

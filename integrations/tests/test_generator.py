@@ -331,6 +331,32 @@ def test_mailing_events_follow_each_other(shop):
     assert (attributes.loc[unsubscribed.index, "email_reachable"] == 0).all()
 
 
+def test_offers_hold_out_a_control_group_that_buys_less(shop):
+    events = shop.messages
+    offers = {mailing for mailing, depth in shop.mailing_depth.items() if depth > 0}
+    members = events[events.event_type.isin(["sent", "control"])]
+    assert set(members[members.event_type == "control"].mailing_id) <= offers  # newsletters hold out nobody
+    offer_members = members[members.mailing_id.isin(offers)]
+    assert offer_members.event_type.eq("control").mean() == pytest.approx(0.1, abs=0.02)
+    # A control member gets nothing of the mailing: no send, delivery, open …
+    control = offer_members[offer_members.event_type == "control"][["mailing_id", "customer_id"]]
+    reached = control.merge(events[events.event_type != "control"], on=["mailing_id", "customer_id"])
+    assert reached.empty
+    # Revenue per member within the attribution window (5 days) after the send: the offer's lift.
+    sales = shop.sales[(shop.sales.is_return == 0) & (shop.sales.customer_id != "")]
+    orders = sales.groupby(["customer_id", "order_id"], as_index=False).agg(
+        order_ts=("ts", "min"), amount=("amount", "sum")
+    )
+    bought = offer_members.merge(orders, on="customer_id")
+    in_window = (bought.order_ts >= bought.ts) & (bought.order_ts < bought.ts + pd.Timedelta(days=5))
+    revenue = bought[in_window].groupby(["mailing_id", "customer_id", "event_type"]).amount.sum()
+    per_member = revenue.reindex(
+        pd.MultiIndex.from_frame(offer_members[["mailing_id", "customer_id", "event_type"]]), fill_value=Decimal(0)
+    )
+    mean = per_member.groupby(level="event_type").apply(lambda amounts: sum(amounts) / len(amounts))
+    assert mean["sent"] > mean["control"] * Decimal("1.5") > 0  # about twice as much: the offers work
+
+
 def test_contacts_live_in_postgres_and_agree_with_the_facts(shop):
     contacts = shop.contacts.set_index("customer_id")
     attributes = shop.attributes.set_index("customer_id")
