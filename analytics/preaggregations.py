@@ -20,6 +20,7 @@ from django.db import connection
 from django_tenants.utils import get_tenant_model
 
 from analytics.clickhouse.query import TENANT_SETTINGS_TABLE, data_version, tenant_command, tenant_query
+from analytics.semantic.audiences import AUDIENCE_SENDS, AUDIENCE_SENDS_BUILD_SQL
 from analytics.semantic.customer_days import (
     CUSTOMER_BASE_DAYS,
     CUSTOMER_DAYS,
@@ -163,6 +164,13 @@ PREAGGREGATIONS: tuple[Preaggregation, ...] = (
     Preaggregation(
         ATTRIBUTED_ORDERS,
         ATTRIBUTED_ORDERS_BUILD_SQL,
+        facts=("message_events",),
+        reads=(ORDERS,),
+        window="attribution_window_days",
+    ),
+    Preaggregation(
+        AUDIENCE_SENDS,
+        AUDIENCE_SENDS_BUILD_SQL,
         facts=("message_events",),
         reads=(ORDERS,),
         window="attribution_window_days",

@@ -460,3 +460,25 @@ def DATA_VERSIONS_PER_FACT_SQL() -> str:
         "ALTER TABLE data_versions ADD COLUMN IF NOT EXISTS fact LowCardinality(String) AFTER tenant_id,"
         " MODIFY ORDER BY (tenant_id, fact)"
     )
+
+
+def AUDIENCE_SENDS_TABLE_SQL() -> str:
+    # One row per sent or control (held-out) message event of an identified customer, with the customer's revenue
+    # within the attribution window the build recorded after it (analytics/semantic/audiences.py).
+    return """
+CREATE TABLE IF NOT EXISTS audience_sends (
+    tenant_id UInt32,
+    build UInt64,
+    day Date,
+    ts DateTime64(3, 'UTC') CODEC(Delta, ZSTD(1)),
+    mailing_id LowCardinality(String),
+    campaign_id LowCardinality(String),
+    channel LowCardinality(String),
+    event_type LowCardinality(String),
+    customer_id String CODEC(ZSTD(1)),
+    revenue Decimal(18, 2),
+    single UInt8  -- the customer's only event of this role for this mailing
+) ENGINE = MergeTree
+PARTITION BY toYear(day)
+ORDER BY (tenant_id, build, day, mailing_id)
+"""

@@ -25,7 +25,16 @@ from analytics.preaggregations import (
     CUSTOMER_HISTORIES,
     ORDERS,
 )
-from analytics.semantic.audiences import MEMBER_KEYS, MEMBER_START, MEMBER_TESTS, audience_metrics, audience_sql
+from analytics.semantic.audiences import (
+    MEMBER_KEYS,
+    MEMBER_START,
+    MEMBER_TESTS,
+    audience_metrics,
+    audience_sends_apply,
+    audience_sql,
+    member_revenue_from_events,
+    member_revenue_from_sends,
+)
 from analytics.semantic.customer_days import customer_days_apply, customer_days_sql
 from analytics.semantic.event_rollups import (
     ATTRIBUTED_ORDERS,
@@ -198,17 +207,21 @@ def compile_source(
         else:
             sql = _rows_sql(source, others, dimensions, where, granularity, builds)
         if audience:  # per mailing, over the members' orders (analytics/semantic/audiences.py)
-            keys, tests = (*dimensions, *MEMBER_KEYS), [*where, *MEMBER_TESTS]
-            members = _rows_sql(source, (MEMBER_START,), keys, tests, granularity, builds)
-            sql = audience_sql(
-                members,
-                len(dimensions),
-                metrics,
-                sql if others else None,
-                builds=builds,
-                params=params,
-                attribution_days=settings.attribution_window_days,
-            )
+            expressions = [dimension.expressions[source] for dimension in (*dimensions, *(d for d, _test in where))]
+            if audience_sends_apply(expressions, builds):
+                bucket_of_day = "''" if granularity is None else f"toString({BUCKET_OF_DAY[granularity]})"
+                member_revenue = member_revenue_from_sends(dimensions, where, bucket_of_day, builds, params)
+            else:
+                keys, tests = (*dimensions, *MEMBER_KEYS), [*where, *MEMBER_TESTS]
+                members = _rows_sql(source, (MEMBER_START,), keys, tests, granularity, builds)
+                member_revenue = member_revenue_from_events(
+                    members,
+                    len(dimensions),
+                    builds=builds,
+                    params=params,
+                    attribution_days=settings.attribution_window_days,
+                )
+            sql = audience_sql(member_revenue, len(dimensions), metrics, sql if others else None)
     return CompiledQuery(source, sql, params, metrics, dimensions, bucket_index)
 
 

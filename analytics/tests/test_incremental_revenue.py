@@ -50,14 +50,22 @@ def test_generated_mailings_reconcile_by_mailing_and_in_total(generated_tenant, 
     reconcile(tenant, facts, AUDIENCE_METRICS, QUARTER, dimensions=("mailing",), filters=(offers,))
 
 
-def test_pre_aggregated_orders_and_message_days_give_the_same_answers(generated_tenant, sent):
+def test_pre_aggregated_sends_orders_and_message_days_give_the_same_answers(generated_tenant, sent):
     tenant = generated_tenant(customers=SHOP_SIZE)
     preaggregations_rebuild(tenant_id=tenant.pk, timezone=tenant.timezone)
     facts = facts_load(tenant)
-    # Sends come from the message_days rollup, the audience metrics from the orders build; joined per mailing.
+    # By mailing: sends from the message_days rollup, the audience from audience_sends; joined per mailing.
     for period in (MONTH, QUARTER):
         reconcile(tenant, facts, ("sends", *AUDIENCE_METRICS), period, dimensions=("mailing",))
-    assert any("FROM message_days" in sql and "FROM orders" in sql for sql in sent)
+        sliced = ("campaign", "message_channel")
+        reconcile(tenant, facts, AUDIENCE_METRICS, period, dimensions=sliced, granularity="week")
+    assert sent and all("FROM audience_sends" in sql and "FROM orders" not in sql for sql in sent)
+    # The send's weekday is not a column of audience_sends: by weekday, the members come from the events and their
+    # orders from the orders build (the totals still read audience_sends).
+    sent.clear()
+    reconcile(tenant, facts, AUDIENCE_METRICS, MONTH, dimensions=("weekday",))
+    by_weekday = [sql for sql in sent if "AS d0" in sql]
+    assert by_weekday and all("FROM orders" in sql and "FROM audience_sends" not in sql for sql in by_weekday)
 
 
 # --- A shop written by hand ---------------------------------------------------------------------------------------
@@ -115,9 +123,12 @@ def values(answer_values: dict) -> dict:
     }
 
 
-def test_the_definition_worked_out_by_hand(make_tenant):
+@pytest.mark.parametrize("built", [False, True], ids=["from events", "from audience sends"])
+def test_the_definition_worked_out_by_hand(make_tenant, sent, built):
     tenant = make_tenant()
     hand_written_shop(tenant)
+    if built:  # each send's window revenue is then precomputed: the window's edges must hold there too
+        preaggregations_rebuild(tenant_id=tenant.pk, timezone=tenant.timezone)
     answer = run_query(tenant, ("sends", *AUDIENCE_METRICS), MONTH, dimensions=("mailing",))
     assert {
         key: values(row) for key, row in ((tuple(r["dimensions"].values()), r["values"]) for r in answer["rows"])
@@ -132,6 +143,44 @@ def test_the_definition_worked_out_by_hand(make_tenant):
     assert by(by_channel, "incremental_revenue") == {("email",): Decimal("1149.99"), ("sms",): Decimal("30.00")}
     by_campaign = run_query(tenant, ("incremental_revenue",), MONTH, dimensions=("campaign",))
     assert by(by_campaign, "incremental_revenue") == {("spring",): Decimal("1179.99"), ("newsletter",): None}
+    audience_statements = [sql for sql in sent if "recipient_revenue" in sql]
+    assert audience_statements
+    assert all(("FROM audience_sends" in sql) == built for sql in audience_statements)
+
+
+@pytest.mark.parametrize("built", [False, True], ids=["from events", "from audience sends"])
+def test_a_customer_sent_a_mailing_twice_is_one_member_from_the_first_send_in_the_bucket(make_tenant, sent, built):
+    tenant = make_tenant()
+    second_send = SEND + timedelta(days=10)  # Thursday 20 March; the first send is on Monday 10 March
+    message_events_write(
+        [
+            event("sent", "C9", "offer-9", SEND),
+            MessageEvent("offer-9-C9-again", "sent", second_send, "C9", "offer-9", "spring", "email"),
+            event("control", "K9", "offer-9", SEND),
+        ],
+        source="test",
+        tenant_id=tenant.pk,
+    )
+    sales_lines_write(
+        [
+            order("O1", "C9", SEND + timedelta(days=2), "100.00"),
+            order("O2", "C9", second_send + timedelta(days=2), "50"),
+        ],
+        source="test",
+        tenant_id=tenant.pk,
+    )
+    if built:
+        preaggregations_rebuild(tenant_id=tenant.pk, timezone=tenant.timezone)
+    month = run_query(tenant, AUDIENCE_METRICS, MONTH, dimensions=("mailing",))
+    # One recipient, from the first send: its window holds O1 only; the control member bought nothing.
+    assert by(month, "incremental_revenue") == {("offer-9",): Decimal("100.00")}
+    weeks = run_query(tenant, ("recipients", *AUDIENCE_METRICS), MONTH, granularity="week")
+    per_week = {
+        row["bucket"]: (row["values"]["recipients"], row["values"]["incremental_revenue"]) for row in weeks["rows"]
+    }
+    # In the week of the second send, C9 is a member from that send (O2 in its window), with no control group there.
+    assert per_week == {date(2025, 3, 10): (1, Decimal("100.00")), date(2025, 3, 17): (1, None)}
+    assert any("FROM audience_sends" in sql for sql in sent) == built
 
 
 def test_no_control_group_means_no_incremental_revenue(make_tenant):
