@@ -114,16 +114,7 @@ def member_revenue_from_sends(
         [f"{bucket} AS bucket", *(f"{d.expressions[Source.MESSAGES]} AS d{i}" for i, d in enumerate(dimensions))]
     )
     keys = ", ".join(["bucket", *(f"d{i}" for i in range(len(dimensions)))])
-    conditions = " AND ".join(
-        [
-            "m.tenant_id = {tenant_id:UInt32}",
-            f"m.build = {{{AUDIENCE_SENDS}_build:UInt64}}",
-            "m.day >= {start_day:Date}",
-            "m.day < {end_day:Date}",
-            *(f"{dimension.expressions[Source.MESSAGES]} {test}" for dimension, test in where),
-        ]
-    )
-    sends = f"FROM {AUDIENCE_SENDS} AS m WHERE {conditions}"
+    sends = f"FROM {AUDIENCE_SENDS} AS m WHERE {SENDS_ROLLUP.conditions(Source.MESSAGES, where)}"
     return (
         f"SELECT {columns}, m.mailing_id AS mailing_id, m.event_type AS role, count() AS members,"
         f" sum(m.revenue) AS revenue {sends} AND m.single = 1 GROUP BY {keys}, mailing_id, role"

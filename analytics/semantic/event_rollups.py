@@ -89,6 +89,19 @@ class DayRollup:
         references = re.findall(r"\b([a-z_]+)\.(\w+)", expression)
         return all(alias == self.alias and column in self.columns for alias, column in references)
 
+    def conditions(self, source: Source, where: list[tuple[Dimension, str]]) -> str:
+        """The rows of the tenant's build in the period's local days that pass ``where`` (a dimension and its test,
+        ``IN {filter0:Array(String)}``); binds nothing: ``{<name>_build:UInt64}`` is the caller's."""
+        return " AND ".join(
+            [
+                f"{self.alias}.tenant_id = {{tenant_id:UInt32}}",
+                f"{self.alias}.build = {{{self.name}_build:UInt64}}",
+                f"{self.alias}.day >= {{start_day:Date}}",
+                f"{self.alias}.day < {{end_day:Date}}",
+                *(f"{dimension.expressions[source]} {test}" for dimension, test in where),
+            ]
+        )
+
     def summed(self, metric: Metric) -> str | None:
         """A count of events as the sum of the day counts; None for any other aggregate (or a nested condition)."""
         match = re.fullmatch(r"countIf\(([^()]*)\)", metric.sql)
@@ -135,15 +148,8 @@ def event_days_sql(
     bucket = bucket_of_day.format(day=f"{alias}.day")
     dims = [f"{dimension.expressions[source]} AS d{i}" for i, dimension in enumerate(dimensions)]
     values = [f"{rollup.summed(metric)} AS m{i}" for i, metric in enumerate(metrics)]
-    conditions = [
-        f"{alias}.tenant_id = {{tenant_id:UInt32}}",
-        f"{alias}.build = {{{rollup.name}_build:UInt64}}",
-        f"{alias}.day >= {{start_day:Date}}",
-        f"{alias}.day < {{end_day:Date}}",
-        *(f"{dimension.expressions[source]} {test}" for dimension, test in where),
-    ]
     group = ", ".join(["bucket", *(f"d{i}" for i in range(len(dimensions)))])
     return (
         f"SELECT {', '.join([f'{bucket} AS bucket', *dims, *values])} FROM {rollup.name} AS {alias}"
-        f" WHERE {' AND '.join(conditions)} GROUP BY {group}"
+        f" WHERE {rollup.conditions(source, where)} GROUP BY {group}"
     )
