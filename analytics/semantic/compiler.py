@@ -189,6 +189,8 @@ def compile_source(
         bucket_index = {bucket_start(bucket.start, granularity).isoformat(): i for i, bucket in enumerate(periods)}
         audience = audience_metrics(metrics) if source is Source.MESSAGES else ()
         others = tuple(metric for metric in metrics if metric not in audience)
+        # The bucket of a rollup row's local day (the event rollups, audience_sends).
+        bucket_of_day = "''" if granularity is None else f"toString({BUCKET_OF_DAY[granularity]})"
         if source is Source.ATTRIBUTION:
             params["attribution_days"] = settings.attribution_window_days
             params["touch_start"] = start - timedelta(days=settings.attribution_window_days)
@@ -202,14 +204,12 @@ def compile_source(
         elif source is Source.SALES and ORDERS in builds and _order_grain(metrics, dimensions, where):
             sql = _orders_sql(metrics, dimensions, where, granularity, builds)
         elif event_days_apply(source, others, dimensions, tuple(d for d, _test in where), builds):
-            bucket_of_day = "''" if granularity is None else f"toString({BUCKET_OF_DAY[granularity]})"
             sql = event_days_sql(source, others, dimensions, where, bucket_of_day, builds, params)
         else:
             sql = _rows_sql(source, others, dimensions, where, granularity, builds)
         if audience:  # per mailing, over the members' orders (analytics/semantic/audiences.py)
             expressions = [dimension.expressions[source] for dimension in (*dimensions, *(d for d, _test in where))]
             if audience_sends_apply(expressions, builds):
-                bucket_of_day = "''" if granularity is None else f"toString({BUCKET_OF_DAY[granularity]})"
                 member_revenue = member_revenue_from_sends(dimensions, where, bucket_of_day, builds, params)
             else:
                 keys, tests = (*dimensions, *MEMBER_KEYS), [*where, *MEMBER_TESTS]
