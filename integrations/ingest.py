@@ -137,9 +137,19 @@ def customers_write(customers: Sequence[Customer], *, source: str, tenant_id: in
     if not customers:
         return 0
     contacts_upsert(customers)
-    batch = customer_attributes_batch(customers, source=source, version=ingest_version())
-    tenant_insert_arrow_stream("customer_attributes", [batch], tenant_id=tenant_id)
+    customer_attributes_write(customers, source=source, tenant_id=tenant_id)
     return len(customers)
+
+
+def customer_attributes_write(customers: Sequence[Customer], *, source: str, tenant_id: int | None = None) -> int:
+    """The ClickHouse half of ``customers_write``: attributes without PII. Returns the row count.
+
+    Touches no Postgres, so it may run on a thread other than the request's (the events API does).
+    """
+    if not customers:
+        return 0
+    batch = customer_attributes_batch(customers, source=source, version=ingest_version())
+    return tenant_insert_arrow_stream("customer_attributes", [batch], tenant_id=tenant_id)
 
 
 # ``control``: the customer was selected for the mailing but held out on purpose (its control group), at the time

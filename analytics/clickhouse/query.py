@@ -12,9 +12,9 @@ import re
 import threading
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -282,7 +282,30 @@ def data_version(tenant_id: int | None = None) -> int:
     return get_client().query(sql, parameters={"tenant_id": resolved}).result_rows[0][0]
 
 
-# The tables per tenant that a ``data_changes_grouped`` block of this thread wrote (None: no block).
+class _WrittenTables:
+    """The tables per tenant that one ``data_changes_grouped`` block wrote, from its own thread and from the
+    threads it handed writes to (``data_changes_carried``): hence the lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tables: defaultdict[int, set[str]] | None = defaultdict(set)
+
+    def add(self, tenant_id: int, table: str) -> bool:
+        """Record a write; False once the block has ended, its bump done (the write must bump by itself)."""
+        with self._lock:
+            if self._tables is None:
+                return False
+            self._tables[tenant_id].add(table)
+            return True
+
+    def close(self) -> dict[int, set[str]]:
+        """End the block: the tables written, by tenant; later writes are refused by ``add``."""
+        with self._lock:
+            tables, self._tables = self._tables, None
+        return tables or {}
+
+
+# The ``_WrittenTables`` of the ``data_changes_grouped`` block this thread writes in (None: no block).
 _grouped = threading.local()
 
 
@@ -290,26 +313,49 @@ _grouped = threading.local()
 def data_changes_grouped() -> Iterator[None]:
     """Within the block, writes bump each tenant's data version once, on the way out (even on an error,
     for the writes that landed), instead of after every write: a statement saved per table written.
-    Nested blocks join the outermost one."""
+    Nested blocks join the outermost one; writes on other threads join it through ``data_changes_carried``."""
     if getattr(_grouped, "tables", None) is not None:
         yield
         return
-    _grouped.tables = defaultdict(set)
+    _grouped.tables = _WrittenTables()
     try:
         yield
     finally:
-        written, _grouped.tables = _grouped.tables, None
+        written = _grouped.tables.close()
+        _grouped.tables = None
         for tenant_id in sorted(written):
             _data_version_bump(tenant_id, written[tenant_id])
 
 
+_WriteResult = TypeVar("_WriteResult")
+
+
+def data_changes_carried(write: Callable[[], _WriteResult]) -> Callable[[], _WriteResult]:
+    """``write`` made to join this thread's ``data_changes_grouped`` block (if any) on whichever thread runs it.
+
+    The block is thread-local, so a write handed to a pool would otherwise bump on its own. The caller waits
+    for the write before leaving the block, so that the block's one bump covers it; a write that lands after
+    the block ended bumps by itself rather than be lost.
+    """
+    group = getattr(_grouped, "tables", None)
+    if group is None:
+        return write
+
+    def joined() -> _WriteResult:
+        outer, _grouped.tables = getattr(_grouped, "tables", None), group
+        try:
+            return write()
+        finally:  # a pool thread must not keep writing into this block after this write
+            _grouped.tables = outer
+
+    return joined
+
+
 def _data_changed(table: str, tenant_id: int) -> None:
     if table in _SOURCE_TABLES:
-        written = getattr(_grouped, "tables", None)
-        if written is None:
+        group = getattr(_grouped, "tables", None)
+        if group is None or not group.add(tenant_id, table):
             _data_version_bump(tenant_id, {table})
-        else:
-            written[tenant_id].add(table)
 
 
 def _data_version_bump(tenant_id: int, tables: set[str]) -> None:

@@ -33,7 +33,6 @@ from typing import Any
 from analytics.semantic.event_rollups import DayRollup
 from analytics.semantic.registry import Dimension, Group, Metric, Source, Unit
 
-ORDERS = "orders"  # the build analytics/preaggregations.py registers (it imports this module)
 AUDIENCE_SENDS = "audience_sends"
 AUDIENCE_ALIAS = "aud"
 # The keys that make a message event row a member, as extra dimensions of the compiler's rows statement.
@@ -43,21 +42,6 @@ MEMBER_KEYS = tuple(
 )
 MEMBER_TESTS = ((MEMBER_KEYS[1], "IN ('sent', 'control')"), (MEMBER_KEYS[2], "!= ''"))
 MEMBER_START = Metric("member_start", "", Group.MAILINGS, Unit.COUNT, "", source=Source.MESSAGES, sql="min(m.ts)")
-
-DATETIME = "DateTime64(3, 'UTC')"
-AUDIENCE_ORDERS_FROM_LINES = f"""
-    SELECT customer_id, order_id, min(ts) AS order_ts, sum(amount) AS amount
-    FROM sales_lines FINAL
-    WHERE tenant_id = {{tenant_id:UInt32}} AND is_return = 0 AND customer_id != ''
-      AND ts >= {{start:{DATETIME}}} AND ts < {{audience_orders_end:{DATETIME}}}
-    GROUP BY customer_id, order_id
-"""
-AUDIENCE_ORDERS_FROM_ORDERS = f"""
-    SELECT customer_id, order_id, ts AS order_ts, amount
-    FROM orders
-    WHERE tenant_id = {{tenant_id:UInt32}} AND build = {{orders_build:UInt64}} AND is_return = 0 AND customer_id != ''
-      AND ts >= {{start:{DATETIME}}} AND ts < {{audience_orders_end:{DATETIME}}}
-"""
 
 
 # Each send or control event of an identified customer, with their revenue in the window after it (the orders build
@@ -125,20 +109,24 @@ def member_revenue_from_sends(
 
 
 def member_revenue_from_events(
-    members_sql: str, dimension_count: int, *, builds: dict[str, int], params: dict[str, Any], attribution_days: int
+    members_sql: str, orders_sql: str, dimension_count: int, *, params: dict[str, Any], attribution_days: int
 ) -> str:
     """The same columns, a row per member, from ``members_sql`` (the compiler's rows statement with MEMBER_KEYS
-    after the query's dimensions, MEMBER_TESTS and MEMBER_START) joined to the orders. Binds the orders' bounds."""
+    after the query's dimensions, MEMBER_TESTS and MEMBER_START) joined to ``orders_sql`` (the compiler's identified
+    sale orders from the period's start to ``{orders_end}``, by local day ``{orders_end_day}`` from the orders
+    build). Binds the window and those ends: the window may reach past the period's end. A local day one more,
+    as a UTC day is not a local one across a DST change; the join bounds each window exactly."""
+    window = timedelta(days=attribution_days)
     params["attribution_days"] = attribution_days
-    params["audience_orders_end"] = params["end"] + timedelta(days=attribution_days)
+    params["orders_end"] = params["end"] + window
+    params["orders_end_day"] = params["end_day"] + window + timedelta(days=1)
     keys = ["bucket", *(f"d{i}" for i in range(dimension_count))]
     mailing, role, customer = (f"member.d{dimension_count + i}" for i in range(len(MEMBER_KEYS)))
-    orders = AUDIENCE_ORDERS_FROM_ORDERS if ORDERS in builds else AUDIENCE_ORDERS_FROM_LINES
     return (
         f"SELECT {', '.join(f'member.{key} AS {key}' for key in keys)}, {mailing} AS mailing_id, {role} AS role,"
         " toUInt64(1) AS members, sumIf(o.amount, o.order_ts >= member.m0"
         " AND o.order_ts < member.m0 + toIntervalDay({attribution_days:UInt16})) AS revenue"
-        f" FROM ({members_sql}) AS member LEFT JOIN ({orders}) AS o ON o.customer_id = {customer}"
+        f" FROM ({members_sql}) AS member LEFT JOIN ({orders_sql}) AS o ON o.customer_id = {customer}"
         f" GROUP BY {', '.join(keys)}, mailing_id, role, {customer}"
     )
 

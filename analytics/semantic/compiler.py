@@ -195,6 +195,7 @@ def compile_source(
             params["attribution_days"] = settings.attribution_window_days
             params["touch_start"] = start - timedelta(days=settings.attribution_window_days)
             params["attributed_orders_build"] = builds.get(ATTRIBUTED_ORDERS, 0)
+            params["orders_end"], params["orders_end_day"] = end, params["end_day"]  # the orders of the period
             sql = _attribution_sql(metrics, dimensions, where, granularity, builds)
         elif source is Source.SALES and (
             rollup := sales_rollup_sql(metrics, dimensions, filters, where, granularity, builds)
@@ -216,8 +217,8 @@ def compile_source(
                 members = _rows_sql(source, (MEMBER_START,), keys, tests, granularity, builds)
                 member_revenue = member_revenue_from_events(
                     members,
+                    _sale_orders(builds),
                     len(dimensions),
-                    builds=builds,
                     params=params,
                     attribution_days=settings.attribution_window_days,
                 )
@@ -363,21 +364,29 @@ def _orders_sql(
     )
 
 
-# Identified sale orders in the period: from the receipt lines, or from a fresh ``orders`` build.
-ORDER_LINES_IN_PERIOD = f"""
+# Identified sale orders from the period's start to ``orders_end``: the period's end for attributed orders, the
+# attribution window past it for mailing audiences (analytics/semantic/audiences.py). From the receipt lines, or from
+# a fresh ``orders`` build, selected there by local day (its sort key) up to ``orders_end_day``.
+SALE_ORDERS_FROM_LINES = f"""
     SELECT customer_id, order_id, min(ts) AS order_ts, sum(amount) AS amount
     FROM sales_lines FINAL
     WHERE tenant_id = {{tenant_id:UInt32}} AND is_return = 0 AND customer_id != ''
-      AND ts >= {{start:{DATETIME}}} AND ts < {{end:{DATETIME}}}
+      AND ts >= {{start:{DATETIME}}} AND ts < {{orders_end:{DATETIME}}}
     GROUP BY customer_id, order_id
 """
-ORDERS_IN_PERIOD = """
+SALE_ORDERS_FROM_BUILD = """
     SELECT customer_id, order_id, ts AS order_ts, amount
     FROM orders
     WHERE tenant_id = {tenant_id:UInt32} AND build = {orders_build:UInt64} AND is_return = 0 AND customer_id != ''
-      AND day >= {start_day:Date} AND day < {end_day:Date}
+      AND day >= {start_day:Date} AND day < {orders_end_day:Date}
 """
-# ``{orders}`` is one of the two above (filled with str.replace: the SQL's own braces stay as they are).
+
+
+def _sale_orders(builds: dict[str, int]) -> str:
+    return SALE_ORDERS_FROM_BUILD if ORDERS in builds else SALE_ORDERS_FROM_LINES
+
+
+# ``{orders}`` is what ``_sale_orders`` chooses (filled with str.replace: the SQL's own braces stay as they are).
 ATTRIBUTED_PAIRS = f"""
 SELECT touch.mailing_id AS mailing_id, touch.campaign_id AS campaign_id, touch.channel AS message_channel,
        o.customer_id AS customer_id, o.order_id AS order_id, o.order_ts AS order_ts, o.amount AS amount
@@ -407,7 +416,7 @@ def _attribution_sql(
     if ATTRIBUTED_ORDERS in builds:  # fresh, and built with the tenant's attribution window (fresh_builds)
         pairs = ATTRIBUTED_ORDERS_IN_PERIOD
     else:
-        pairs = ATTRIBUTED_PAIRS.replace("{orders}", ORDERS_IN_PERIOD if ORDERS in builds else ORDER_LINES_IN_PERIOD)
+        pairs = ATTRIBUTED_PAIRS.replace("{orders}", _sale_orders(builds))
     inner_dims = "".join(f", {expression} AS d{i}" for i, expression in enumerate(dims))
     inner = (
         f"SELECT {_bucket_expression('a.order_ts', granularity)} AS bucket{inner_dims}, a.order_id AS order_id,"

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from io import StringIO
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -282,8 +283,27 @@ def test_customer_summary_matches_pandas(generated_tenant):
 
 
 @pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")
+def _gamma_gamma_reference(frequency: np.ndarray, order_value: np.ndarray) -> Any:
+    """lifetimes' Gamma-Gamma fit from its default start, else from other neutral ones (log-parameters 0, then 1).
+
+    Its BFGS stops with "precision loss" from the default start on some CPUs (seen on an AMD EPYC, not on the
+    machines before) though the optimum is well defined; none of the starts is ours, so the check stays independent.
+    """
+    from lifetimes import GammaGammaFitter
+    from lifetimes.utils import ConvergenceError
+
+    for start in (None, 0.0, 1.0):
+        try:
+            return GammaGammaFitter().fit(
+                frequency, order_value, initial_params=None if start is None else np.full(3, start)
+            )
+        except ConvergenceError:
+            continue
+    raise AssertionError("lifetimes' Gamma-Gamma fit converged from none of its starts")
+
+
 def test_clv_matches_the_lifetimes_package_on_generated_data(generated_tenant):
-    from lifetimes import BetaGeoFitter, GammaGammaFitter  # reference only, never used by the product
+    from lifetimes import BetaGeoFitter  # reference only, never used by the product
 
     tenant = generated_tenant(customers=400, seed=3)
     summary = expected_summaries(facts_frame("sales_lines", tenant.pk), "Europe/Moscow", CALIBRATION_END)
@@ -298,7 +318,7 @@ def test_clv_matches_the_lifetimes_package_on_generated_data(generated_tenant):
     for name in ("r", "alpha", "a", "b"):
         assert fitted["bg_nbd"][name] == pytest.approx(purchases.params_[name], rel=1e-3), name
     valued = summary[(summary.frequency > 0) & (summary.repeat_cents > 0)]
-    spend = GammaGammaFitter().fit(
+    spend = _gamma_gamma_reference(
         valued.frequency.to_numpy(), (valued.repeat_cents / 100 / valued.frequency).to_numpy()
     )
     for name in ("p", "q", "v"):

@@ -231,3 +231,33 @@ def test_the_events_api_takes_control_events(make_tenant, client):
     assert refused.status_code == 400 and "event_type" in refused.content.decode()
     answer = run_query(tenant, AUDIENCE_METRICS, MONTH)["totals"]["values"]
     assert answer["control_group_size"] == 2 and answer["incremental_revenue"] == Decimal("0.00")
+
+
+@pytest.mark.parametrize("built", [False, True], ids=["orders from lines", "orders from the orders build"])
+def test_a_window_past_the_period_end_keeps_its_last_hour_across_a_dst_change(make_tenant, sent, built):
+    # Berlin moves its clocks forward on 30 March 2025. The period ends at local midnight of 26 March (23:00 UTC on
+    # the 25th); a send at 22:30 UTC on the 25th has its 5-day window end at 22:30 UTC on the 30th, 00:30 on
+    # 31 March local: five UTC days after the period's end fall on one more local day than five local days do.
+    tenant = make_tenant(timezone="Europe/Berlin")
+    last_hour = datetime(2025, 3, 25, 22, 30, tzinfo=UTC)
+    message_events_write(
+        [event("sent", "C1", "offer-1", last_hour), event("control", "K1", "offer-1", last_hour)],
+        source="test",
+        tenant_id=tenant.pk,
+    )
+    window_end = last_hour + timedelta(days=5)
+    lines = [
+        order("o1", "C1", window_end - timedelta(minutes=15), "80.00"),  # 00:15 local on 31 March: in the window
+        order("o2", "C1", window_end, "40.00"),  # the window's end: out
+        order("o3", "K1", window_end + timedelta(minutes=5), "10.00"),  # after the control member's window
+    ]
+    sales_lines_write(lines, source="test", tenant_id=tenant.pk)
+    if built:
+        preaggregations_rebuild(tenant_id=tenant.pk, timezone=tenant.timezone)
+    # By the send's weekday the members come from the events, joined to the orders (the totals: audience_sends
+    # when built).
+    answer = run_query(tenant, AUDIENCE_METRICS, (date(2025, 3, 1), date(2025, 3, 25)), dimensions=("weekday",))
+    assert list(by(answer, "incremental_revenue").values()) == [Decimal("80.00")]
+    assert answer["totals"]["values"]["incremental_revenue"] == Decimal("80.00")
+    member_statements = [sql for sql in sent if "AS member LEFT JOIN" in sql]
+    assert member_statements and all(("FROM orders" in sql) == built for sql in member_statements)

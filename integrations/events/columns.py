@@ -22,6 +22,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from integrations.arrow_strings import has_nul, string_offsets
+
 if TYPE_CHECKING:
     from integrations.events.schema import ParseContext, Parser
 
@@ -56,22 +58,9 @@ def _strings(values: Sequence[Any]) -> pa.StringArray | None:
         return None
 
 
-def _offsets(column: pa.StringArray) -> np.ndarray:
-    """Where each value starts in the data buffer, and where the last one ends."""
-    return np.frombuffer(column.buffers()[1], np.int32)[column.offset : column.offset + len(column) + 1]
-
-
 def _byte_lengths(column: pa.StringArray) -> np.ndarray:
     """Each value's length in UTF-8 bytes (0 for a null), read off the offsets: no kernel, no copy."""
-    return np.diff(_offsets(column))
-
-
-def has_nul(column: pa.StringArray) -> bool:
-    """Whether a value holds a NUL character: a zero byte, which UTF-8 uses for nothing else. No kernel, no copy."""
-    data = column.buffers()[2]
-    offsets = _offsets(column)
-    start, end = int(offsets[0]), int(offsets[-1])
-    return data is not None and end > start and not np.frombuffer(data, np.uint8, end - start, start).all()
+    return np.diff(string_offsets(column))
 
 
 def _longer_than(column: pa.StringArray, max_length: int) -> bool:

@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 from django.utils import translation
 from django.utils.translation import gettext as _
 
-from integrations.events.columns import has_nul
+from integrations.arrow_strings import has_nul, string_offsets
 from integrations.files.columns import Dataset
 from integrations.files.reader import RawBatch
 
@@ -154,23 +154,26 @@ def _text(values: pa.Array) -> pa.Array:
     return pc.fill_null(trimmed, "") if trimmed.null_count else trimmed
 
 
-# Bytes that may be (part of) whitespace at either end of a UTF-8 value: ASCII controls, space, DEL,
-# and every byte of a multi-byte character (Unicode spaces such as U+00A0 are among those).
-_EDGE_MAY_BE_SPACE = np.array([b <= 0x20 or b >= 0x7F for b in range(256)])
+# Bytes that may be (part of) whitespace at either end of a UTF-8 value: ASCII controls and space (up to 0x20),
+# DEL and every byte of a multi-byte character (0x7F up; Unicode spaces such as U+00A0 are among those).
+_LAST_SPACE_BYTE = 0x20
+_FIRST_OTHER_BYTE = 0x7F
 
 
 def _may_have_edge_spaces(values: pa.Array) -> bool:
     """Whether trimming could change a value: a check of each value's first and last byte, a fraction of a trim."""
     if values.type != pa.string():
         return True
-    _validity, offsets_buffer, data_buffer = values.buffers()
-    if data_buffer is None or data_buffer.size == 0:
+    data_buffer = values.buffers()[2]
+    if not len(values) or data_buffer is None or data_buffer.size == 0:
         return False
-    offsets = np.frombuffer(offsets_buffer, np.int32)[values.offset : values.offset + len(values) + 1]
+    offsets = string_offsets(values)
     data = np.frombuffer(data_buffer, np.uint8)
-    starts, ends = offsets[:-1], offsets[1:]
-    nonempty = ends > starts
-    return bool(_EDGE_MAY_BE_SPACE[data[starts[nonempty]]].any() or _EDGE_MAY_BE_SPACE[data[ends[nonempty] - 1]].any())
+    # An empty value's "first" byte is the next value's and its "last" the previous one's (clipped at the ends):
+    # at worst a needless trim, and no mask to build.
+    first = data.take(offsets[:-1], mode="clip")
+    last = data.take(offsets[1:] - 1, mode="clip")
+    return bool(np.minimum(first, last).min() <= _LAST_SPACE_BYTE or np.maximum(first, last).max() >= _FIRST_OTHER_BYTE)
 
 
 def _present(text: pa.Array) -> pa.Array:
@@ -180,6 +183,10 @@ def _present(text: pa.Array) -> pa.Array:
 def _decimals(text: pa.Array, scale: int, batch: _Batch, column: str) -> pa.Array:
     """Decimals with ``scale`` places; missing and bad values are null (bad ones are reported)."""
     decimal_type = pa.decimal128(18, scale)
+    try:  # the usual column: every value present and plain
+        return pc.cast(text, decimal_type)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
     candidate = _present(text)
     try:
         return pc.cast(candidate, decimal_type)
@@ -246,19 +253,26 @@ def _timestamps(
     text: pa.Array, timezone: str, batch: _Batch, column: str, now: datetime, earliest: datetime
 ) -> pa.Array:
     """UTC timestamps (ms); values without an offset are in ``timezone``. Missing and bad values are null."""
-    candidate = _present(text)
     utc_type = pa.timestamp("ms", tz="UTC")
-    try:
-        local = pc.cast(candidate, pa.timestamp("ms"))
-        aware = pa.nulls(len(text), utc_type)
+    aware = None  # values with an offset of their own, when any
+    try:  # the usual column: every value present, ISO 8601 without offsets
+        local = pc.cast(text, pa.timestamp("ms"))
     except pa.ArrowInvalid:
-        local, aware = _timestamps_slow(candidate, batch, column, text)
+        candidate = _present(text)
+        try:
+            local = pc.cast(candidate, pa.timestamp("ms"))
+        except pa.ArrowInvalid:
+            local, aware = _timestamps_slow(candidate, batch, column, text)
     in_zone = pc.assume_timezone(local, timezone=timezone, ambiguous="earliest", nonexistent="earliest")
-    result = pc.coalesce(pc.cast(in_zone, utc_type), aware)
+    result = pc.cast(in_zone, utc_type)
+    if aware is not None:
+        result = pc.coalesce(result, aware)
     out_of_range = pc.or_(
         pc.less(result, pa.scalar(earliest, utc_type)),
         pc.greater(result, pa.scalar(now + timedelta(days=1), utc_type)),
     )
+    if not pc.any(out_of_range).as_py():
+        return result
     batch.flag(
         out_of_range,
         column,
@@ -336,28 +350,41 @@ class OrderLineNumbers:
     def number(self, order_ids: pa.Array, is_return: pa.Array) -> np.ndarray:
         encoded = pc.dictionary_encode(order_ids)  # hash each distinct id once, not each line
         distinct = encoded.dictionary.to_pylist()
-        distinct_hashes = np.fromiter(map(hash, distinct), dtype=np.int64, count=len(distinct)).view(np.uint64)
-        returns = is_return.to_numpy(zero_copy_only=False).astype(np.uint64)
-        hashes = distinct_hashes[encoded.indices.to_numpy(zero_copy_only=False)] ^ (returns * self._RETURN_SALT)
-        order = np.argsort(hashes, kind="stable")
-        sorted_hashes = hashes[order]
-        starts = np.r_[True, sorted_hashes[1:] != sorted_hashes[:-1]] if len(hashes) else np.empty(0, bool)
-        group = np.cumsum(starts) - 1
-        first = np.flatnonzero(starts)
-        unique, sizes = sorted_hashes[starts], np.diff(np.r_[first, len(hashes)])
-        before = np.zeros(len(unique), dtype=np.int64)
-        known = np.zeros(len(unique), dtype=bool)
+        # (order, is_return) as a small integer: the codes number the distinct ids in order of first appearance.
+        keys = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64) * 2
+        keys += is_return.to_numpy(zero_copy_only=False)
+        lines_per_key = np.bincount(keys, minlength=2 * len(distinct))
+        present = np.flatnonzero(lines_per_key)
+        sizes = lines_per_key[present]
+        hashes = self._hashes(distinct)[present // 2] ^ ((present % 2).astype(np.uint64) * self._RETURN_SALT)
+        unique, group = np.unique(hashes, return_inverse=True)
+        before = self._count(unique, np.bincount(group, weights=sizes).astype(np.int64))[group]
+        if len(unique) < len(hashes):  # orders whose hashes collide share a count: they take turns in it
+            order = np.argsort(group, kind="stable")
+            earlier = np.cumsum(sizes[order]) - sizes[order]
+            first = np.searchsorted(group[order], group[order])
+            before[order] += earlier - earlier[first]
+        before_by_key = np.zeros(len(lines_per_key), dtype=np.int64)
+        before_by_key[present] = before
+        return before_by_key[keys] + _position_within_key(keys, len(present)) + 1
+
+    @staticmethod
+    def _hashes(order_ids: list[str]) -> np.ndarray:
+        return np.fromiter(map(hash, order_ids), dtype=np.int64, count=len(order_ids)).view(np.uint64)
+
+    def _count(self, hashes: np.ndarray, lines: np.ndarray) -> np.ndarray:
+        """The lines seen so far of each of ``hashes`` (sorted, distinct), then ``lines`` more of each."""
+        before = np.zeros(len(hashes), dtype=np.int64)
+        known = np.zeros(len(hashes), dtype=bool)
         for keys, counts in self.runs:
-            position = np.minimum(np.searchsorted(keys, unique), len(keys) - 1)
-            hit = keys[position] == unique
+            position = np.minimum(np.searchsorted(keys, hashes), len(keys) - 1)
+            hit = keys[position] == hashes
             before[hit] = counts[position[hit]]
-            counts[position[hit]] += sizes[hit]
+            counts[position[hit]] += lines[hit]
             known |= hit
-        numbers = np.empty(len(hashes), dtype=np.int64)
-        numbers[order] = before[group] + (np.arange(len(hashes)) - first[group]) + 1
         if not known.all():
-            self._add(unique[~known], sizes[~known])
-        return numbers
+            self._add(hashes[~known], lines[~known])
+        return before
 
     def _add(self, keys: np.ndarray, counts: np.ndarray) -> None:
         self.runs.append((keys, counts))
@@ -366,6 +393,25 @@ class OrderLineNumbers:
             merged = np.concatenate([keys_a, keys_b])
             order = np.argsort(merged, kind="stable")
             self.runs.append((merged[order], np.concatenate([counts_a, counts_b])[order]))
+
+
+def _position_within_key(keys: np.ndarray, key_count: int) -> np.ndarray:
+    """Each element's 0-based position among the elements with the same key, in array order.
+
+    Without a sort when each key's elements are adjacent, as an export lists a receipt's lines."""
+    if not len(keys):
+        return np.zeros(0, dtype=np.int64)
+    run_starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    if len(run_starts) == key_count:  # one run per key
+        run_lengths = np.diff(np.r_[run_starts, len(keys)])
+        return np.arange(len(keys)) - np.repeat(run_starts, run_lengths)
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    group_starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+    group_lengths = np.diff(np.r_[group_starts, len(keys)])
+    within = np.empty(len(keys), dtype=np.int64)
+    within[order] = np.arange(len(keys)) - np.repeat(group_starts, group_lengths)
+    return within
 
 
 # --- Datasets -------------------------------------------------------------------------------------------------
@@ -477,9 +523,7 @@ class FileParser:
         batch.flag(pc.equal(text[column], ""), column, text[column], _("empty, but required"))
 
     def _sales(self, text: dict[str, pa.Array], batch: _Batch) -> dict[str, pa.Array]:
-        length = batch.bad.size
-        missing_text = pa.array(np.full(length, ""), pa.string()) if length else pa.array([], pa.string())
-        get = lambda name: text.get(name, missing_text)  # noqa: E731 — absent columns read as empty
+        get = _columns_or_empty(text, batch.bad.size)
         self._required(text, batch, "order_id")
         self._required(text, batch, "ts")
         ts = _timestamps(text["ts"], self.timezone, batch, "ts", self.now, EARLIEST_SALE)
@@ -528,9 +572,7 @@ class FileParser:
         }
 
     def _customers(self, text: dict[str, pa.Array], batch: _Batch) -> dict[str, pa.Array]:
-        length = batch.bad.size
-        missing_text = pa.array(np.full(length, ""), pa.string()) if length else pa.array([], pa.string())
-        get = lambda name: text.get(name, missing_text)  # noqa: E731 — absent columns read as empty
+        get = _columns_or_empty(text, batch.bad.size)
         self._required(text, batch, "customer_id")
         for name, limit in CUSTOMER_MAX_LENGTHS.items():
             if name in text:
@@ -561,6 +603,21 @@ class FileParser:
             "consent_email": _booleans(get("consent_email"), batch, "consent_email"),
             "consent_sms": _booleans(get("consent_sms"), batch, "consent_sms"),
         }
+
+
+def _columns_or_empty(text: dict[str, pa.Array], length: int) -> Callable[[str], pa.Array]:
+    """A column by name; one the file lacks reads as empty strings (made once, only if asked for)."""
+    empty: list[pa.Array] = []
+
+    def get(name: str) -> pa.Array:
+        if name in text:
+            return text[name]
+        if not empty:  # offsets all 0 and no bytes: no values to build
+            offsets = pa.py_buffer(np.zeros(length + 1, dtype=np.int32))
+            empty.append(pa.Array.from_buffers(pa.string(), length, [None, offsets, pa.py_buffer(b"")]))
+        return empty[0]
+
+    return get
 
 
 def _gender_index(words: pa.Array) -> pa.Array:

@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -34,6 +34,9 @@ from tenants.errors import ApplicationError
 SAMPLE_BYTES = 1 << 20
 # ~25,000 rows of a typical sales file per batch: fewer, bigger batches cost less per row to check and insert.
 CSV_BLOCK_BYTES = 4 << 20
+# What Arrow reads at a time: it reads up to 32 of these ahead (a fixed queue), so they set the reader's memory
+# (8 MiB); batches of ~16 of them are as cheap to check as one big block.
+CSV_READ_BLOCK_BYTES = 256 << 10
 XLSX_BATCH_ROWS = 20_000
 DELIMITERS = (",", ";", "\t", "|")
 _ZIP_MAGIC = b"PK\x03\x04"
@@ -56,26 +59,6 @@ class RawBatch:
     @property
     def num_rows(self) -> int:
         return len(self.row_numbers)
-
-
-class _CountingReader:
-    """A binary file wrapper that counts the bytes read, for progress."""
-
-    def __init__(self, raw: IO[bytes]):
-        self.raw = raw
-        self.bytes_read = 0
-        self.closed = False
-
-    def read(self, size: int = -1) -> bytes:
-        data = self.raw.read(size)
-        self.bytes_read += len(data)
-        return data
-
-    def readable(self) -> bool:
-        return True
-
-    def close(self) -> None:
-        self.closed = True
 
 
 @dataclass
@@ -143,27 +126,39 @@ class TabularFile:
                 skipped.append(row.number)
             return "skip"
 
-        with open(self.path, "rb") as raw:
-            counting = _CountingReader(raw)
-            next_index = 0  # of the next data row
-            header_pending = True  # the header is the first parsed row
+        # Arrow reads ahead up to 32 blocks on a thread of its own: small blocks keep that memory small (and that
+        # thread reads a native stream, never calling into Python); batches of several blocks keep checks cheap.
+        block = min(CSV_READ_BLOCK_BYTES, batch_bytes)
+        blocks_per_batch = max(batch_bytes // block, 1)
+        next_index = 0  # of the next data row
+
+        def raw_batch(taken: list[pa.RecordBatch]) -> RawBatch:
+            nonlocal next_index
+            indexes = np.arange(next_index, next_index + sum(batch.num_rows for batch in taken), dtype=np.int64)
+            next_index += len(indexes)
+            # A data row's number: 2 (after the header) + its index + the malformed rows before it.
+            shifts = np.asarray(skipped, dtype=np.int64) - np.arange(len(skipped), dtype=np.int64)
+            row_numbers = indexes + 2 + np.searchsorted(shifts, indexes + 2, side="right")
+            columns = {p: _concatenated([batch.column(names[p]) for batch in taken]) for p in positions}
+            found = malformed[:]
+            malformed.clear()
+            return RawBatch(columns=columns, row_numbers=row_numbers, malformed=found)
+
+        with pa.input_stream(str(self.path)) as source:
             try:
-                reader = self._csv_reader(counting, names, [names[p] for p in positions], batch_bytes, on_invalid)
+                reader = self._csv_reader(source, names, [names[p] for p in positions], block, on_invalid)
+                header_pending = True  # the header is the first parsed row
+                taken: list[pa.RecordBatch] = []
                 for batch in reader:
                     start = 1 if header_pending and batch.num_rows else 0
                     header_pending = header_pending and not batch.num_rows
-                    indexes = np.arange(next_index, next_index + batch.num_rows - start, dtype=np.int64)
-                    next_index += len(indexes)
-                    # A data row's number: 2 (after the header) + its index + the malformed rows before it.
-                    shifts = np.asarray(skipped, dtype=np.int64) - np.arange(len(skipped), dtype=np.int64)
-                    row_numbers = indexes + 2 + np.searchsorted(shifts, indexes + 2, side="right")
-                    self.progress = min(counting.bytes_read / self.size, 1.0)
-                    yield RawBatch(
-                        columns={p: batch.column(names[p]).slice(start) for p in positions},
-                        row_numbers=row_numbers,
-                        malformed=malformed[:],
-                    )
-                    malformed.clear()
+                    taken.append(batch.slice(start))
+                    if len(taken) == blocks_per_batch:
+                        self.progress = min(source.tell() / self.size, 1.0)
+                        yield raw_batch(taken)
+                        taken = []
+                if taken or malformed:
+                    yield raw_batch(taken)
             except pa.ArrowInvalid as exc:
                 raise _csv_failure(exc, self.encoding, next_index) from exc
 
@@ -189,6 +184,10 @@ class TabularFile:
                     numbers, values = [], {p: [] for p in positions}
             if numbers:
                 yield _xlsx_batch(values, numbers)
+
+
+def _concatenated(chunks: list[pa.Array]) -> pa.Array:
+    return chunks[0] if len(chunks) == 1 else pa.concat_arrays(chunks)
 
 
 def _xlsx_batch(values: dict[int, list[str | None]], numbers: list[int]) -> RawBatch:

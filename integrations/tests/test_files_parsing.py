@@ -13,10 +13,12 @@ from pathlib import Path
 
 import openpyxl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
+from integrations.files import reader
 from integrations.files.columns import Dataset, columns_resolve, mapping_suggest
-from integrations.files.parsing import FileParser, OrderLineNumbers
+from integrations.files.parsing import FileParser, OrderLineNumbers, _text
 from integrations.files.reader import FileUnreadableError, tabular_file_open
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -138,6 +140,36 @@ def test_row_numbers_count_the_header_blank_lines_quoted_line_breaks_and_malform
         (6, "ts", "2026-02-30", "not a date: use YYYY-MM-DD, YYYY-MM-DD HH:MM[:SS] or DD.MM.YYYY [HH:MM[:SS]]"),
     ]
     assert parser.report.rows_rejected == 3
+
+
+def test_row_numbers_hold_when_many_small_read_blocks_make_one_batch(tmp_path, monkeypatch):
+    # Arrow reads 256-byte blocks and every batch is 8 of them: malformed rows, quoted line breaks and bad values in
+    # every block keep the numbers a plain count of the records gives.
+    monkeypatch.setattr(reader, "CSV_READ_BLOCK_BYTES", 256)
+    records, expected_rows, expected_errors = ["order_id,ts,amount,product_name\n"], [], []
+    for i in range(600):
+        number = len(records) + 1  # the spreadsheet row of the record added now
+        kind = i % 5
+        if kind == 1:
+            records.append(f"S{i},2026-03-01,10\n")
+            expected_errors.append((number, ""))
+        elif kind == 2:
+            records.append(f'Q{i},2026-03-01,10,"two\nlines"\n')
+            expected_rows.append(number)
+        elif kind == 3:
+            records.append(f"N{i},2026-03-01,-5,x\n")
+            expected_errors.append((number, "amount"))
+        else:
+            records.append(f"G{i},2026-03-01,10,x\n")
+            expected_rows.append(number)
+    path = write(tmp_path, "".join(records))
+    opened = tabular_file_open(path)
+    resolved = columns_resolve(opened.headers, Dataset.SALES, {})
+    parser = FileParser(Dataset.SALES, resolved.positions, "UTC", NOW)
+    batches = list(parser.parse(opened.batches(list(resolved.positions.values()), batch_bytes=2048)))
+    assert 3 < len(batches) < 40  # several batches, each of several blocks
+    assert [int(n) for batch in batches for n in batch.row_numbers] == expected_rows
+    assert sorted((e.row, e.column) for e in parser.report.errors) == expected_errors
 
 
 @pytest.mark.parametrize(
@@ -265,6 +297,56 @@ def test_line_numbers_match_a_plain_count_over_many_unsorted_batches():
         seen[key] += 1
         expected.append(seen[key])
     assert got == expected
+
+
+def test_line_numbers_of_adjacent_lines_match_a_plain_count_across_batch_boundaries():
+    # Receipts listed line after line (the usual export): the path that needs no sort. Batches cut receipts in two.
+    rng = random.Random(11)
+    ids, returns = [], []
+    for order in range(4000):
+        lines = rng.randint(1, 6)
+        ids += [f"R{order}"] * lines
+        returns += [rng.random() < 0.05] * lines
+    numbers = OrderLineNumbers()
+    got = [
+        n
+        for start in range(0, len(ids), 997)
+        for n in numbers.number(pa.array(ids[start : start + 997]), pa.array(returns[start : start + 997])).tolist()
+    ]
+    seen: Counter = Counter()
+    assert got == [seen.update([key]) or seen[key] for key in zip(ids, returns, strict=True)]
+
+
+class _CollidingLineNumbers(OrderLineNumbers):
+    @staticmethod
+    def _hashes(order_ids: list[str]):  # every order has the same hash
+        return OrderLineNumbers._hashes(["same"] * len(order_ids))
+
+
+def test_orders_whose_hashes_collide_still_get_distinct_increasing_line_numbers():
+    rng = random.Random(5)
+    ids = [f"O{rng.randint(0, 40)}" for _ in range(3000)]
+    numbers = _CollidingLineNumbers()
+    got = [
+        n
+        for start in range(0, len(ids), 250)
+        for n in numbers.number(pa.array(ids[start : start + 250]), pa.array([False] * len(ids[start : start + 250])))
+    ]
+    per_order: dict[str, list[int]] = {}
+    for order_id, number in zip(ids, got, strict=True):
+        per_order.setdefault(order_id, []).append(int(number))
+    assert all(numbers_ == sorted(set(numbers_)) for numbers_ in per_order.values())  # unique and in file order
+    assert all(number >= 1 for number in got)
+
+
+def test_trimming_matches_a_trim_of_every_value():
+    # The edge-byte test that lets most columns skip the trim must never skip a value that needs one.
+    rng = random.Random(3)
+    alphabet = [" ", "\t", "\u00a0", "\u2003", "a", "я", "1", "€"]
+    values = [None if rng.random() < 0.1 else "".join(rng.choices(alphabet, k=rng.randint(0, 4))) for _ in range(3000)]
+    for start in range(0, len(values), 7):  # small slices: most have no edge space; some are sliced mid-buffer
+        column = pa.array(values)[start : start + 7]
+        assert _text(column).to_pylist() == pc.fill_null(pc.utf8_trim_whitespace(column), "").to_pylist()
 
 
 def test_the_error_report_keeps_the_first_thousand_errors_and_counts_them_all(tmp_path):
