@@ -187,7 +187,10 @@ class TabularFile:
 
 
 def _concatenated(chunks: list[pa.Array]) -> pa.Array:
-    return chunks[0] if len(chunks) == 1 else pa.concat_arrays(chunks)
+    """One column of the joined blocks; none (only malformed rows were left) is an empty string column."""
+    if len(chunks) == 1:
+        return chunks[0]
+    return pa.concat_arrays(chunks) if chunks else pa.array([], pa.string())
 
 
 def _xlsx_batch(values: dict[int, list[str | None]], numbers: list[int]) -> RawBatch:
