@@ -4,6 +4,7 @@ that land are those the driver's Arrow stream path (``raw_insert``, kept for a c
 from __future__ import annotations
 
 import threading
+import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -148,6 +149,42 @@ def test_direct_path_writes_the_rows_of_the_arrow_stream_path(
     rows = rows_of(table, direct.pk)
     assert len(rows) == 4
     assert rows == rows_of(table, streamed.pk)
+
+
+@pytest.mark.parametrize("embedded", [True, False])
+def test_settings_apply_to_the_insert(tenant, monkeypatch, embedded):
+    """``optimize_on_insert = 0`` keeps a batch's replaced rows in the part it writes (ReplacingMergeTree would
+    collapse them on insert otherwise): written into the statement for chdb, passed to the driver for a server.
+    A table of its own, without merges, so that only the insert can collapse rows."""
+    if not embedded:
+        monkeypatch.setattr(query_module, "is_embedded", lambda: False)
+    table = f"replacing_probe_{uuid.uuid4().hex}"
+    client = get_client()
+    client.command(
+        f"CREATE TABLE {table} (tenant_id UInt32, event_id String, version UInt64)"
+        " ENGINE = ReplacingMergeTree(version) ORDER BY (tenant_id, event_id)"
+    )
+    client.command(f"SYSTEM STOP MERGES {table}")
+    twice = pa.RecordBatch.from_pydict({"event_id": ["e1", "e2", "e1", "e2"], "version": [1, 1, 1, 1]})
+    try:
+        tenant_insert_arrow_stream(table, [twice], tenant_id=tenant.pk, settings={"optimize_on_insert": 0})
+        tenant_insert_arrow_stream(table, [twice], tenant_id=tenant.pk)
+        parts = client.query(
+            "SELECT rows FROM system.parts WHERE database = currentDatabase() AND table = {table:String} AND active"
+            " ORDER BY modification_time, name",
+            parameters={"table": table},
+        ).result_rows
+    finally:
+        client.command(f"DROP TABLE {table} SYNC")
+    assert sorted(rows for (rows,) in parts) == [2, 4]
+
+
+def test_a_setting_name_that_is_not_a_name_is_refused(tenant):
+    with pytest.raises(ValueError, match="setting name"):
+        tenant_insert_arrow_stream(
+            "message_events", [message_events_batch()], tenant_id=tenant.pk, settings={"max_threads = 1, x": 1}
+        )
+    assert rows_of("message_events", tenant.pk) == []
 
 
 def test_values_land_exactly(make_tenant):

@@ -137,10 +137,9 @@ class _Batch:
                 RowError(row=int(self.row_numbers[index]), column=column, value=text or "", reason=reason)
             )
 
-    def report_errors(self, report: ErrorReport) -> None:
-        """Hand this batch's errors to ``report``, in row order."""
-        self.errors.sort(key=lambda error: error.row or 0)
-        for error in self.errors:
+    def report_errors(self, report: ErrorReport, malformed: list[RowError]) -> None:
+        """Hand this batch's errors, and those of the ``malformed`` rows among its rows, to ``report`` in row order."""
+        for error in sorted([*self.errors, *malformed], key=lambda error: error.row or 0):
             report.add(error)
         report.total += self.error_count - len(self.errors)
 
@@ -490,17 +489,18 @@ class FileParser:
         # The room is read as each batch is handed out: never less than what is left once earlier ones are in.
         work = ((raw, max(self.report.cap - len(self.report.errors), 0)) for raw in raw_batches)
         for raw, checked in _map_ordered(check, work, workers=workers):
-            for number, text, reason in raw.malformed:
-                self.report.add(RowError(row=number, column="", value=text, reason=reason))
-                self.report.rows_rejected += 1
-                self.rows_read += 1
+            malformed = [RowError(row=row, column="", value=text, reason=reason) for row, text, reason in raw.malformed]
+            self.report.rows_rejected += len(malformed)
+            self.rows_read += len(malformed)
             if checked is None:
+                for error in malformed:
+                    self.report.add(error)
                 continue
             columns, batch = checked.columns, checked.batch
             if self.dataset is Dataset.SALES:
                 line_no = self._line_numbers.number(columns["order_id"], columns["is_return"])
                 columns = {"order_id": columns["order_id"], "line_no": pa.array(line_no, pa.uint32()), **columns}
-            batch.report_errors(self.report)
+            batch.report_errors(self.report, malformed)
             self.report.rows_rejected += int(batch.bad.sum())
             self.rows_read += int((~batch.blank).sum())
             keep = ~(batch.blank | batch.bad)

@@ -132,7 +132,7 @@ class TabularFile:
         blocks_per_batch = max(batch_bytes // block, 1)
         next_index = 0  # of the next data row
 
-        def raw_batch(taken: list[pa.RecordBatch]) -> RawBatch:
+        def raw_batch(taken: list[pa.RecordBatch], *, last: bool = False) -> RawBatch:
             nonlocal next_index
             indexes = np.arange(next_index, next_index + sum(batch.num_rows for batch in taken), dtype=np.int64)
             next_index += len(indexes)
@@ -140,8 +140,10 @@ class TabularFile:
             shifts = np.asarray(skipped, dtype=np.int64) - np.arange(len(skipped), dtype=np.int64)
             row_numbers = indexes + 2 + np.searchsorted(shifts, indexes + 2, side="right")
             columns = {p: _concatenated([batch.column(names[p]) for batch in taken]) for p in positions}
-            found = malformed[:]
-            malformed.clear()
+            # Arrow parses a block ahead: malformed rows after this batch's last row wait for the next batch.
+            end = np.inf if last else row_numbers[-1] if len(row_numbers) else 0
+            found = [row for row in malformed if row[0] is None or row[0] < end]
+            malformed[:] = [row for row in malformed if row[0] is not None and row[0] >= end]
             return RawBatch(columns=columns, row_numbers=row_numbers, malformed=found)
 
         with pa.input_stream(str(self.path)) as source:
@@ -158,7 +160,7 @@ class TabularFile:
                         yield raw_batch(taken)
                         taken = []
                 if taken or malformed:
-                    yield raw_batch(taken)
+                    yield raw_batch(taken, last=True)
             except pa.ArrowInvalid as exc:
                 raise _csv_failure(exc, self.encoding, next_index) from exc
 
