@@ -38,6 +38,7 @@ from django.core.management import call_command  # noqa: E402
 from django.test import Client  # noqa: E402
 from django_tenants.utils import tenant_context  # noqa: E402
 
+from analytics.clickhouse.client import get_client  # noqa: E402
 from analytics.clickhouse.query import tenant_query  # noqa: E402
 from tenants.accounts.models import ApiToken  # noqa: E402
 from tenants.accounts.services import api_token_create  # noqa: E402
@@ -138,6 +139,27 @@ def make_bodies(*, events: int, batch: int, mix: str, run: str, seed: int) -> tu
     return bodies, counts
 
 
+def stream_months() -> list[str]:
+    """The months (the fact tables' partitions) of the stream's last three days: a batch writes a part per
+    table and month, so near a month's turn each insert makes two."""
+    return sorted({(NOW - timedelta(days=3)).strftime("%Y%m"), NOW.strftime("%Y%m")})
+
+
+def rows_in_months(months: list[str]) -> dict[str, int]:
+    """Rows already in those partitions, every tenant's: what the run's background merges rewrite."""
+    rows = (
+        get_client()
+        .query(
+            "SELECT table, sum(rows) FROM system.parts WHERE database = currentDatabase() AND active"
+            " AND table IN ('web_events', 'message_events', 'sales_lines') AND partition IN {months:Array(String)}"
+            " GROUP BY table ORDER BY table",
+            parameters={"months": months},
+        )
+        .result_rows
+    )
+    return dict(rows)
+
+
 def bench_tenant() -> Tenant:
     tenant = Tenant.objects.filter(slug=SLUG).first()
     if tenant is None:
@@ -169,6 +191,8 @@ def main() -> None:
             raise SystemExit(f"POST failed with {response.status_code}: {response.content[:500]!r}")
 
     send(warmup[0])  # first-request costs (URL resolver, ClickHouse insert contexts) are not throughput
+    months = stream_months()
+    rows_before = rows_in_months(months)
     load_before = os.getloadavg()[0]
     durations = []
     started, cpu_started = time.perf_counter(), time.process_time()
@@ -196,6 +220,8 @@ def main() -> None:
 
     print(f"mix={args.mix} events={args.events:,} batch={args.batch:,} items by type={counts}")
     print(f"sales lines written: {written['sales_lines']:,}")
+    already = ", ".join(f"{table} {rows:,}" for table, rows in rows_before.items())
+    print(f"months the stream writes to: {', '.join(months)}; rows already there (every tenant's): {already}")
     print(f"wall {elapsed:.2f} s: {args.events / elapsed:,.0f} events/s")
     print(f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after")
     print(f"cpu {cpu:.2f} s (this process, all threads): {args.events / cpu:,.0f} events per CPU-second")
