@@ -97,6 +97,15 @@ def tenant_query_arrow(
     return get_client().query_arrow(sql, parameters=bound, settings={**QUERY_SETTINGS, **(settings or {})})
 
 
+_NAME = re.compile(r"[a-z_][a-z0-9_]*")
+
+
+def _name_check(name: str, kind: str) -> None:
+    """Refuse a table or setting name that is not a plain identifier: such names are written into statements."""
+    if not _NAME.fullmatch(name):
+        raise ValueError(f"Invalid {kind} name {name!r}.")
+
+
 def tenant_insert(
     table: str,
     rows: Iterable[Sequence[Any]],
@@ -108,8 +117,7 @@ def tenant_insert(
     """Insert rows for one tenant; the module prepends ``tenant_id`` to every row. Returns the row count."""
     if "tenant_id" in column_names:
         raise TenantScopeError("'tenant_id' is set by the query module, not passed as a column.")
-    if not re.fullmatch(r"[a-z_][a-z0-9_]*", table):
-        raise ValueError(f"Invalid table name {table!r}.")
+    _name_check(table, "table")
     resolved = _resolve_tenant(tenant_id)
     data = [(resolved, *row) for row in rows]
     if data:
@@ -144,8 +152,7 @@ def tenant_insert_arrow(
     untouched. The staging table holds the rows this call stamped with its tenant, nothing else, and
     is dropped on the way out. Returns the row count.
     """
-    if not re.fullmatch(r"[a-z_][a-z0-9_]*", table):
-        raise ValueError(f"Invalid table name {table!r}.")
+    _name_check(table, "table")
     resolved = _resolve_tenant(tenant_id)
     client = get_client()
     _staging_orphans_drop()
@@ -230,8 +237,7 @@ def _settings_clause(settings: dict[str, Any] | None) -> str:
     if not settings:
         return ""
     for name in settings:
-        if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
-            raise ValueError(f"Invalid setting name {name!r}.")
+        _name_check(name, "setting")
     return " SETTINGS " + ", ".join(f"{name} = {format_query_value(value)}" for name, value in settings.items())
 
 
@@ -257,8 +263,7 @@ def tenant_insert_arrow_stream(
     Dictionary-encoded columns stay encoded on the way: worth it for repeated values (stores,
     products); near-unique ids are read faster as plain strings. Returns the row count.
     """
-    if not re.fullmatch(r"[a-z_][a-z0-9_]*", table):
-        raise ValueError(f"Invalid table name {table!r}.")
+    _name_check(table, "table")
     resolved = _resolve_tenant(tenant_id)
     rows = _arrow_stream_insert(table, [_with_tenant_column(batch, resolved) for batch in batches], settings)
     if rows:
